@@ -1,0 +1,39 @@
+# Every target creates .venv on first use and reuses it afterwards.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+# torch from this machine's local wheels; override on other machines, e.g. TORCH_SPEC=torch
+TORCH_SPEC ?= torch==2.14.1 torchvision==0.29.1
+PYTEST_ARGS ?=
+
+.DEFAULT_GOAL := help
+.PHONY: help setup lint test test-slow test-cuda test-all
+
+help: ## show this list
+	@grep -hE '^[a-zA-Z0-9_-]+:.*?## ' $(MAKEFILE_LIST) | awk -F':.*?## ' '{printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install -q --upgrade pip
+	$(VENV)/bin/pip install -q $(TORCH_SPEC)
+	$(VENV)/bin/pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+setup: $(STAMP) ## create .venv with the package and its dev tools
+
+lint: $(STAMP) ## ruff over the code and tests
+	$(VENV)/bin/ruff check .
+
+test: lint ## lint, then the fast test suite (what CI runs)
+	$(PY) -m pytest -m "not slow" -q $(PYTEST_ARGS)
+
+test-slow: $(STAMP) ## only the slow tests
+	$(PY) -m pytest -m slow -q $(PYTEST_ARGS)
+
+test-cuda: $(STAMP) ## only the CUDA tests (needs a GPU)
+	$(PY) -m pytest -m cuda -q $(PYTEST_ARGS)
+
+test-all: lint ## every test, slow and CUDA included
+	$(PY) -m pytest -q $(PYTEST_ARGS)
