@@ -28,7 +28,9 @@ def angular_similarity(q, k, gamma: float):
 
 
 class AngularAttention(Attention):
-    def __init__(self, head_dim: int, num_heads: int, gamma: float = 8, chunk_size: int = DEFAULT_QUERY_CHUNK):
+    def __init__(
+        self, head_dim: int, num_heads: int, gamma: float = 8, chunk_size: int = DEFAULT_QUERY_CHUNK
+    ):
         super().__init__(head_dim, num_heads)
         if not gamma > 0:
             raise ValueError(f"angular gamma must be positive, got {gamma!r}")
@@ -39,6 +41,12 @@ class AngularAttention(Attention):
 
     def attend(self, q, k, v, causal, key_padding_mask):
         return chunked_kernel_attention(
-            q, k, v, partial(angular_similarity, gamma=self.gamma),
-            causal=causal, key_padding_mask=key_padding_mask, normalize=True, chunk=self.chunk_size,
+            q,
+            k,
+            v,
+            partial(angular_similarity, gamma=self.gamma),
+            causal=causal,
+            key_padding_mask=key_padding_mask,
+            normalize=True,
+            chunk=self.chunk_size,
         )

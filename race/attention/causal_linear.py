@@ -61,7 +61,9 @@ def _causal_product_forward(a, b, c, chunk: int = DEFAULT_CHUNK, reverse: bool =
             new_state = state + later[..., 0, :, :]
         else:
             earlier = chunk_states.cumsum(-3)
-            seen = torch.cat([torch.zeros_like(earlier[..., :1, :, :]), earlier[..., :-1, :, :]], -3)
+            seen = torch.cat(
+                [torch.zeros_like(earlier[..., :1, :, :]), earlier[..., :-1, :, :]], -3
+            )
             new_state = state + earlier[..., -1, :, :]
         seen = seen + state.unsqueeze(-3)  # state each chunk sees from outside itself
         del chunk_states

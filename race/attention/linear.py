@@ -1,4 +1,4 @@
-"""Linear attention with elu(x) + 1 features (Katharopoulos et al. 2020, "Transformers are RNNs")."""
+"""Linear attention with elu(x) + 1 features (Katharopoulos et al. 2020, Transformers are RNNs)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,9 @@ def elu_features(x):
 
 
 class LinearAttention(Attention):
-    def __init__(self, head_dim: int, num_heads: int, eps: float = 1e-6, chunk_size: int = DEFAULT_CHUNK):
+    def __init__(
+        self, head_dim: int, num_heads: int, eps: float = 1e-6, chunk_size: int = DEFAULT_CHUNK
+    ):
         super().__init__(head_dim, num_heads)
         if not eps > 0:
             raise ValueError(f"linear eps must be positive, got {eps!r}")

@@ -10,8 +10,15 @@ from .registry import build_attention
 class MultiHeadAttention(nn.Module):
     """(B, N, dim) -> (B, N, dim). Options go to the attention (see build_attention)."""
 
-    def __init__(self, dim: int, heads: int, attention: str = "race", bias: bool = True,
-                 dropout: float = 0.0, **options):
+    def __init__(
+        self,
+        dim: int,
+        heads: int,
+        attention: str = "race",
+        bias: bool = True,
+        dropout: float = 0.0,
+        **options,
+    ):
         super().__init__()
         if dim % heads:
             raise ValueError(f"dim={dim} must be divisible by heads={heads}")

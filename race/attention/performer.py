@@ -72,7 +72,8 @@ class PerformerAttention(Attention):
         self.projection.copy_(self._draw(int(self.draws)))
 
     def extra_repr(self) -> str:
-        return f"{super().extra_repr()}, features={self.features}, redraw_interval={self.redraw_interval}"
+        extra = f"features={self.features}, redraw_interval={self.redraw_interval}"
+        return f"{super().extra_repr()}, {extra}"
 
     def attend(self, q, k, v, causal, key_padding_mask):
         if self.training and self.redraw_interval > 0:
@@ -92,4 +93,6 @@ class PerformerAttention(Attention):
         q_features = torch.exp(q_logits - q_shift) * scale
         k_features = torch.exp(k_logits - k_shift) * scale
         eps = torch.exp(math.log(self.eps) - q_shift - k_shift)
-        return linear_attention(q_features, k_features, v, causal=causal, eps=eps, chunk=self.chunk_size)
+        return linear_attention(
+            q_features, k_features, v, causal=causal, eps=eps, chunk=self.chunk_size
+        )

@@ -51,7 +51,16 @@ def chunked_kernel_attention(
         # causal: keys after the chunk's last query are never seen
         k_seen, v_seen = (k, v) if not causal else (k[..., :stop, :], v[..., :stop, :])
         keep_seen = keep if keep is None or not causal else keep[..., :stop]
-        args = (q[..., start:stop, :], k_seen, v_seen, keep_seen, start, weight_fn, causal, normalize)
+        args = (
+            q[..., start:stop, :],
+            k_seen,
+            v_seen,
+            keep_seen,
+            start,
+            weight_fn,
+            causal,
+            normalize,
+        )
         if use_checkpoint:
             outputs.append(checkpoint(_attend_chunk, *args, use_reentrant=False))
         else:

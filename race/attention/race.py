@@ -115,7 +115,9 @@ class RaceAttention(Attention):
         if hyperplanes > 16:
             raise ValueError(f"hyperplanes={hyperplanes} gives 2**{hyperplanes} buckets; use <= 16")
         if normalization not in NORMALIZATIONS:
-            raise ValueError(f"race normalization must be one of {NORMALIZATIONS}, got {normalization!r}")
+            raise ValueError(
+                f"race normalization must be one of {NORMALIZATIONS}, got {normalization!r}"
+            )
         if temperature not in TEMPERATURES:
             raise ValueError(f"race temperature must be one of {TEMPERATURES}, got {temperature!r}")
         if tau_init is not None and not tau_init > 0:
@@ -156,7 +158,11 @@ class RaceAttention(Attention):
         planes = self.planes.to(q.dtype)
         outputs = [
             race_attention(
-                q, k, v, planes[m], tau,
+                q,
+                k,
+                v,
+                planes[m],
+                tau,
                 causal=causal,
                 key_padding_mask=key_padding_mask,
                 normalization=self.normalization,

@@ -26,6 +26,12 @@ class SigmoidAttention(Attention):
     def attend(self, q, k, v, causal, key_padding_mask):
         bias = -math.log(k.shape[-2])
         return chunked_kernel_attention(
-            q, k, v, partial(sigmoid_weights, bias=bias),
-            causal=causal, key_padding_mask=key_padding_mask, normalize=False, chunk=self.chunk_size,
+            q,
+            k,
+            v,
+            partial(sigmoid_weights, bias=bias),
+            causal=causal,
+            key_padding_mask=key_padding_mask,
+            normalize=False,
+            chunk=self.chunk_size,
         )
