@@ -25,11 +25,29 @@ class CountingBuild:
 
 
 def test_key_changes_with_every_setting(tmp_path):
-    base = dict(seq_len=100, min_length=20, max_length=100, max_depth=10, max_args=10,
-                num_train=10, num_val=5, num_test=5, seed=0, data_dir=tmp_path)
+    base = dict(
+        seq_len=100,
+        min_length=20,
+        max_length=100,
+        max_depth=10,
+        max_args=10,
+        num_train=10,
+        num_val=5,
+        num_test=5,
+        seed=0,
+        data_dir=tmp_path,
+    )
     paths = {ListOpsDataModule(**base).cache_file}
-    for name, value in [("min_length", 21), ("max_length", 99), ("max_depth", 9), ("max_args", 9),
-                        ("num_train", 11), ("num_val", 6), ("num_test", 6), ("seed", 1)]:
+    for name, value in [
+        ("min_length", 21),
+        ("max_length", 99),
+        ("max_depth", 9),
+        ("max_args", 9),
+        ("num_train", 11),
+        ("num_val", 6),
+        ("num_test", 6),
+        ("seed", 1),
+    ]:
         path = ListOpsDataModule(**{**base, name: value}).cache_file
         assert path not in paths, name
         paths.add(path)
@@ -109,8 +127,7 @@ def _generate_in_child(data_dir, queue):
 def test_two_processes_generating_at_once_both_end_valid(tmp_path):
     context = multiprocessing.get_context("fork")
     queue = context.Queue()
-    workers = [context.Process(target=_generate_in_child, args=(tmp_path, queue))
-               for _ in range(2)]
+    workers = [context.Process(target=_generate_in_child, args=(tmp_path, queue)) for _ in range(2)]
     for worker in workers:
         worker.start()
     results = [queue.get(timeout=60) for _ in workers]

@@ -126,19 +126,35 @@ def test_impossible_settings_raise():
         generate_listops(10, min_length=50, max_length=51)
     with pytest.raises(ValueError, match="widen the length range"):
         # max_depth 2 and max_args 2 allow only lengths 1 and 4
-        generate_listops(10, min_length=4, max_length=6, max_depth=2, max_args=2,
-                         max_attempts_without_progress=2000)
+        generate_listops(
+            10,
+            min_length=4,
+            max_length=6,
+            max_depth=2,
+            max_args=2,
+            max_attempts_without_progress=2000,
+        )
 
 
 def test_datamodule_splits_and_batches(tmp_path):
-    dm = ListOpsDataModule(seq_len=100, num_train=300, num_val=40, num_test=30, batch_size=16,
-                           data_dir=tmp_path, **SMALL)
+    dm = ListOpsDataModule(
+        seq_len=100,
+        num_train=300,
+        num_val=40,
+        num_test=30,
+        batch_size=16,
+        data_dir=tmp_path,
+        **SMALL,
+    )
     assert (dm.num_classes, dm.vocab_size, dm.seq_len, dm.pad_id) == (10, VOCAB_SIZE, 100, 0)
     dm.prepare_data()
     dm.setup("fit")
     assert [len(dm.dataset(s)) for s in ("train", "val", "test")] == [300, 40, 30]
-    all_trees = [tuple(dm.dataset(s)[i][0].tolist()) for s in ("train", "val", "test")
-                 for i in range(len(dm.dataset(s)))]
+    all_trees = [
+        tuple(dm.dataset(s)[i][0].tolist())
+        for s in ("train", "val", "test")
+        for i in range(len(dm.dataset(s)))
+    ]
     assert len(set(all_trees)) == 370  # no tree shared between splits
 
     batch = next(iter(dm.train_dataloader()))
@@ -154,8 +170,9 @@ def test_datamodule_splits_and_batches(tmp_path):
     assert torch.equal(val["input_ids"][0, : len(ids)], ids) and val["labels"][0] == label
 
     # A second module with the same settings reads the same cache and the same data.
-    again = ListOpsDataModule(seq_len=100, num_train=300, num_val=40, num_test=30,
-                              data_dir=tmp_path, **SMALL)
+    again = ListOpsDataModule(
+        seq_len=100, num_train=300, num_val=40, num_test=30, data_dir=tmp_path, **SMALL
+    )
     again.setup()
     assert torch.equal(again.dataset("test").tokens, dm.dataset("test").tokens)
     assert len(list(tmp_path.glob("listops_*.pt"))) == 1

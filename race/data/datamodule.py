@@ -12,12 +12,32 @@ from pathlib import Path
 
 import lightning as L
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, Subset
 
 from .cache import default_data_dir
 from .collate import ClassificationCollate
 
 SPLITS = ("train", "val", "test")
+
+
+def hold_out(dataset: Dataset, size: int, seed: int) -> tuple[Dataset, Dataset]:
+    """Split ``size`` random items (seeded) off ``dataset``: (rest, held-out)."""
+    if not 0 < size < len(dataset):
+        raise ValueError(f"val_size must be between 1 and {len(dataset) - 1}, got {size}")
+    order = torch.randperm(len(dataset), generator=torch.Generator().manual_seed(seed)).tolist()
+    return Subset(dataset, order[size:]), Subset(dataset, order[:size])
+
+
+def train_val_test(train: Dataset, test: Dataset, val_size: int, seed: int) -> dict[str, Dataset]:
+    """Splits for datasets released as train/test only.
+
+    val_size=0 follows LRA, which evaluates on the test split (val is the test set: say so when
+    reporting); val_size>0 holds out that many training items (seeded) as the validation set.
+    """
+    if val_size == 0:
+        return {"train": train, "val": test, "test": test}
+    rest, val = hold_out(train, val_size, seed)
+    return {"train": rest, "val": val, "test": test}
 
 
 class TokenDataModule(L.LightningDataModule):

@@ -98,8 +98,9 @@ def _generate_tree(
     num_args = rng.randint(2, max_args)
     slot = len(tokens)
     tokens.append(None)  # the operator is drawn after the children, as in LRA
-    values = [_generate_tree(rng, depth + 1, max_depth, max_args, tokens, limit)
-              for _ in range(num_args)]
+    values = [
+        _generate_tree(rng, depth + 1, max_depth, max_args, tokens, limit) for _ in range(num_args)
+    ]
     operator_id = OPERATOR_IDS[rng.randrange(len(OPERATOR_IDS))]
     tokens[slot] = operator_id
     tokens.append(CLOSE_ID)
@@ -222,8 +223,12 @@ class ListOpsDataModule(TokenDataModule):
         s = self.generator_settings
         sizes = {"train": s["num_train"], "val": s["num_val"], "test": s["num_test"]}
         sequences, labels = generate_listops(
-            sum(sizes.values()), s["min_length"], s["max_length"], s["max_depth"],
-            s["max_args"], s["seed"],
+            sum(sizes.values()),
+            s["min_length"],
+            s["max_length"],
+            s["max_depth"],
+            s["max_args"],
+            s["seed"],
         )
         payload, start = {}, 0
         for split in SPLITS:
@@ -234,8 +239,8 @@ class ListOpsDataModule(TokenDataModule):
 
     def load_splits(self) -> dict[str, Dataset]:
         path = self.cache_file
-        payload = cached_payload(path, {"dataset": "listops", **self.generator_settings},
-                                 self._build)
+        payload = cached_payload(
+            path, {"dataset": "listops", **self.generator_settings}, self._build
+        )
         log.info("ListOps splits from %s", path)
         return {split: RaggedTokenDataset.from_packed(payload[split]) for split in SPLITS}
-
