@@ -63,7 +63,8 @@ class TextTokenizer:
         self.kind = kind
         self.backend = backend
         self.offset = offset
-        self.vocab_size = vocab_size
+        self.vocab_size = vocab_size  # embedding table size (a trained one may use fewer ids)
+        self.num_tokens = vocab_size  # ids actually in use: 0 .. num_tokens - 1
         self.description = description
         self.pad_id = 0
         self.unk_id = specials.get("unk")
@@ -262,6 +263,7 @@ class TokenizerRecipe:
             raise ValueError(f"trained tokenizer has {tokenizer.vocab_size} tokens, more than "
                              f"the {self.vocab_size} the recipe promised")
         # A small corpus may yield fewer tokens; the embedding table keeps the promised size.
+        tokenizer.num_tokens = tokenizer.vocab_size
         tokenizer.vocab_size = self.vocab_size
         return tokenizer
 
