@@ -140,3 +140,25 @@ def test_missing_dataset_names_dataset_and_option(tmp_path):
 def test_unknown_dataset_lists_choices():
     with pytest.raises(ValueError, match="imdb, sst2, yahoo, qnli, arxiv"):
         TextClassificationDataModule("mnli")
+
+
+def test_an_edited_local_copy_is_tokenised_anew(tmp_path):
+    root = tmp_path / "sst2"
+    root.mkdir()
+
+    def write(sentence):
+        for split in ("train", "validation"):
+            pd.DataFrame({"sentence": [sentence] * 4, "label": [0, 1, 0, 1]}).to_parquet(
+                root / f"{split}-00000-of-00001.parquet")
+
+    def first_test_ids():
+        module = TextClassificationDataModule("sst2", seq_len=8, tokenizer="bytes",
+                                              data_path=root, data_dir=tmp_path / "cache",
+                                              val_fraction=0.25)
+        module.setup()
+        return module.dataset("test")[0][0].tolist()
+
+    write("good")
+    assert first_test_ids() == [c + 5 for c in b"good"]
+    write("bad")
+    assert first_test_ids() == [c + 5 for c in b"bad"]

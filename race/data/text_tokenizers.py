@@ -114,6 +114,9 @@ def bytes_tokenizer() -> TextTokenizer:
 
 def wrap_backend(kind: str, backend, description: str) -> TextTokenizer:
     """Wrap a `tokenizers.Tokenizer`, shifting its ids by one unless its pad token is id 0."""
+    # A tokenizer.json may carry padding/truncation settings; the data modules do their own.
+    backend.no_padding()
+    backend.no_truncation()
     pad_at_zero = any(backend.token_to_id(t) == 0 for t in ("[PAD]", "<pad>"))
     offset = 0 if pad_at_zero else 1
 

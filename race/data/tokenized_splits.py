@@ -11,6 +11,8 @@ cache) and the layout settings of the caller (seq_len, packing).
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -40,10 +42,21 @@ class TextSource:
         return {
             "dataset": self.spec.name,
             "split": split,
-            "source": self.data_path or f"hub:{self.spec.hub_name}/{self.spec.hub_config}",
+            "source": self.source_id(),
             "val_fraction": self.val_fraction if carved else None,
             "split_seed": self.seed if carved else None,
         }
+
+    def source_id(self) -> str:
+        """The hub name, or the local copy's path plus a digest of its files' names, sizes and
+        modification times (so an edited local copy is tokenised anew)."""
+        if self.data_path is None:
+            return f"hub:{self.spec.hub_name}/{self.spec.hub_config}"
+        root = Path(self.data_path)
+        listing = sorted((str(f.relative_to(root)), f.stat().st_size, f.stat().st_mtime_ns)
+                         for f in root.rglob("*") if f.is_file() and ".cache" not in f.parts)
+        digest = hashlib.sha256(json.dumps(listing).encode()).hexdigest()[:12]
+        return f"{self.data_path}@{digest}"
 
     def rows(self, split: str):
         return load_text_split(self.spec, split, data_path=self.data_path,
