@@ -84,6 +84,8 @@ def test_tinystories_mlm_end_to_end_with_a_locally_trained_wordpiece(tmp_path):
     for split, n in [("train", 200), ("validation", 20)]:
         stories = ["".join(lines(4, i)) for i in range(n)]
         pd.DataFrame({"text": stories}).to_parquet(folder / f"{split}-00000-of-00001.parquet")
+    # the hub repo also holds the stories as text files beside data/: they must be ignored
+    (folder.parent / "TinyStories-train.txt").write_text("Once upon a time.\n" * 7)
     module = MaskedLMDataModule(seq_len=64, tokenizer_vocab_size=100,
                                 data_path=tmp_path / "tinystories", data_dir=tmp_path / "cache",
                                 batch_size=8)

@@ -40,6 +40,10 @@ class TextDatasetSpec:
         default_factory=lambda: {"train": "train", "val": None, "test": "test"})
     sentence_pair: bool = False  # two text fields joined by [SEP] (else joined by a space)
     append_eos: bool = False  # language modelling: end each row with the eos token
+    # the folder of the hub repo that holds this config's data files (used in local copies,
+    # whose other folders may hold other configs or other formats)
+    hub_data_dir: str | None = None
+    hub_revision: str | None = None  # a script-only repo is read from its parquet export
 
     def describe(self) -> str:
         config = f", config {self.hub_config}" if self.hub_config else ""
@@ -49,25 +53,32 @@ class TextDatasetSpec:
 TEXT_DATASETS: dict[str, TextDatasetSpec] = {
     spec.name: spec for spec in [
         # classification
-        TextDatasetSpec("imdb", "stanfordnlp/imdb", None, ("text",), "label", 2),
+        TextDatasetSpec("imdb", "stanfordnlp/imdb", "plain_text", ("text",), "label", 2,
+                        hub_data_dir="plain_text"),
         TextDatasetSpec("sst2", "nyu-mll/glue", "sst2", ("sentence",), "label", 2,
-                        {"train": "train", "val": None, "test": "validation"}),
-        TextDatasetSpec("yahoo", "community-datasets/yahoo_answers_topics", None,
-                        ("question_title", "question_content", "best_answer"), "topic", 10),
+                        {"train": "train", "val": None, "test": "validation"},
+                        hub_data_dir="sst2"),
+        TextDatasetSpec("yahoo", "community-datasets/yahoo_answers_topics",
+                        "yahoo_answers_topics",
+                        ("question_title", "question_content", "best_answer"), "topic", 10,
+                        hub_data_dir="yahoo_answers_topics"),
         TextDatasetSpec("qnli", "nyu-mll/glue", "qnli", ("question", "sentence"), "label", 2,
                         {"train": "train", "val": None, "test": "validation"},
-                        sentence_pair=True),
+                        sentence_pair=True, hub_data_dir="qnli"),
         TextDatasetSpec("arxiv", "ccdv/arxiv-classification", None, ("text",), "label", 11,
                         {"train": "train", "val": "validation", "test": "test"}),
         # language modelling (rows are lines of raw text that keep their "\n")
         TextDatasetSpec("wikitext103", "Salesforce/wikitext", "wikitext-103-raw-v1", ("text",),
-                        hub_splits={"train": "train", "val": "validation", "test": "test"}),
+                        hub_splits={"train": "train", "val": "validation", "test": "test"},
+                        hub_data_dir="wikitext-103-raw-v1"),
         TextDatasetSpec("ptb", "ptb-text-only/ptb_text_only", "penn_treebank", ("sentence",),
                         hub_splits={"train": "train", "val": "validation", "test": "test"},
-                        append_eos=True),
+                        append_eos=True, hub_data_dir="penn_treebank",
+                        hub_revision="refs/convert/parquet"),
+        # the repo also holds TinyStories(V2-GPT4)-*.txt; data/ has the parquet files
         TextDatasetSpec("tinystories", "roneneldan/TinyStories", None, ("text",),
                         hub_splits={"train": "train", "val": None, "test": "validation"},
-                        append_eos=True),
+                        append_eos=True, hub_data_dir="data"),
     ]
 }
 
@@ -88,6 +99,7 @@ def load_hub_split(spec: TextDatasetSpec, hub_split: str, data_path: str | os.Pa
         return _load_local_copy(spec, hub_split, Path(data_path).expanduser(), cache_dir)
     try:
         return datasets.load_dataset(spec.hub_name, spec.hub_config, split=hub_split,
+                                     revision=spec.hub_revision,
                                      cache_dir=None if cache_dir is None else str(cache_dir))
     except Exception as error:  # offline: ConnectionError, DatasetNotFoundError, OSError, ...
         raise DatasetUnavailableError(
@@ -108,7 +120,8 @@ def _load_local_copy(spec: TextDatasetSpec, hub_split: str, path: Path, cache_di
     if (path / "dataset_dict.json").is_file():  # DatasetDict.save_to_disk
         return datasets.load_from_disk(str(path))[hub_split]
     # A snapshot of a hub repo with several configs keeps each config in its own folder.
-    data_dir = spec.hub_config if spec.hub_config and (path / spec.hub_config).is_dir() else None
+    folder = spec.hub_data_dir
+    data_dir = folder if folder and (path / folder).is_dir() else None
     try:
         loaded = datasets.load_dataset(str(path), data_dir=data_dir,
                                        cache_dir=None if cache_dir is None else str(cache_dir))
