@@ -18,11 +18,11 @@ from torch.utils.data import Dataset
 from . import byte_tokenizer
 from .collate import RetrievalCollate
 from .datamodule import TokenDataModule
+from .lra_release import LRA_RELEASE_URL, default_release_dir
 from .ragged import RaggedPairDataset, pack_byte_strings
 
 log = logging.getLogger(__name__)
 
-LRA_RELEASE_URL = "https://storage.googleapis.com/long-range-arena/lra_release.gz"
 SPLIT_FILES = {
     "train": "new_aan_pairs.train.tsv",
     "val": "new_aan_pairs.eval.tsv",
@@ -85,7 +85,7 @@ class LRARetrievalDataModule(TokenDataModule):
         self.local_path = (
             Path(local_path).expanduser()
             if local_path is not None
-            else self.data_dir / "lra_release" / "tsv_data"
+            else default_release_dir(self.data_dir) / "tsv_data"
         )
 
     def load_splits(self) -> dict[str, Dataset]:
