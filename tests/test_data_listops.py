@@ -181,3 +181,27 @@ def test_datamodule_splits_and_batches(tmp_path):
 def test_seq_len_shorter_than_trees_is_an_error(tmp_path):
     with pytest.raises(ValueError, match="seq_len >= 99"):
         ListOpsDataModule(seq_len=64, data_dir=tmp_path, **SMALL)
+
+
+def test_released_tsv_format(tmp_path):
+    from race.data.listops_release import ListOpsReleasedDataModule
+
+    folder = tmp_path / "lra_release" / "listops-1000"
+    folder.mkdir(parents=True)
+    rows = {"train": [("( ( [MAX 2 9 ) ( ( [MIN 4 7 ) ] ) 0 ) ]", 9), ("( [SM 9 8 ) ]", 7)],
+            "val": [("( [MED 1 2 3 8 ) ]", 2)], "test": [("5", 5)]}  # fmt: skip
+    for split, split_rows in rows.items():
+        lines = ["Source\tTarget"] + [f"{text}\t{label}" for text, label in split_rows]
+        (folder / f"basic_{split}.tsv").write_text("\n".join(lines) + "\n")
+    dm = ListOpsReleasedDataModule(seq_len=16, batch_size=2, data_dir=tmp_path)
+    assert (dm.num_classes, dm.vocab_size, dm.pad_id) == (10, VOCAB_SIZE, 0)
+    dm.setup()
+    ids, label = dm.dataset("train")[0]
+    assert decode(ids) == "[MAX 2 9 [MIN 4 7 ] 0 ]" and label == 9
+    assert evaluate(parse(decode(ids).split())[0]) == label
+    batch = next(iter(dm.train_dataloader()))
+    assert batch["input_ids"].shape == (2, 16)
+    with pytest.raises(ValueError, match="seq_len >= 9"):
+        ListOpsReleasedDataModule(seq_len=8, data_dir=tmp_path).setup()
+    with pytest.raises(FileNotFoundError, match=r"lra_release\.gz.*data\.local_path"):
+        ListOpsReleasedDataModule(data_dir=tmp_path / "empty").setup()
