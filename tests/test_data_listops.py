@@ -205,3 +205,11 @@ def test_released_tsv_format(tmp_path):
         ListOpsReleasedDataModule(seq_len=8, data_dir=tmp_path).setup()
     with pytest.raises(FileNotFoundError, match=r"lra_release\.gz.*data\.local_path"):
         ListOpsReleasedDataModule(data_dir=tmp_path / "empty").setup()
+
+
+def test_collate_rejects_sequences_longer_than_seq_len():
+    from race.data.collate import ClassificationCollate
+
+    collate = ClassificationCollate(seq_len=4)
+    with pytest.raises(ValueError, match=r"raise seq_len \(data\.seq_len\) to at least 5"):
+        collate([(torch.tensor(encode("[MAX 1 2 3 ]")), 3)])
