@@ -192,3 +192,61 @@ def test_performer_features_are_orthogonal_blocks():
     block = w[:8] / w[:8].norm(dim=1, keepdim=True)
     torch.testing.assert_close(block @ block.T, torch.eye(8, dtype=torch.float64), atol=1e-5,
                                rtol=0)  # fmt: skip
+
+
+DECODERS = ["race", "linear", "performer", "softmax", "angular"]
+
+
+@pytest.mark.parametrize(
+    ("name", "options"),
+    [(n, {}) for n in DECODERS] + [("race", {"normalization": "bucket", "ensembles": 2})],
+)
+def test_step_by_step_decoding_equals_the_causal_forward(name, options):
+    attn = build(name, **options).double()
+    g = torch.Generator().manual_seed(0)
+    q, k, v = (torch.randn(2, 2, 23, 16, generator=g, dtype=torch.float64) * 2 for _ in range(3))
+    full = attn(q, k, v, causal=True)
+    cache, steps = None, []
+    for t in range(23):
+        out, cache = attn.decode_step(q[:, :, t : t + 1], k[:, :, t : t + 1], v[:, :, t : t + 1],
+                                      cache)  # fmt: skip
+        steps.append(out)
+    torch.testing.assert_close(torch.cat(steps, dim=-2), full, rtol=1e-9, atol=1e-10)
+
+
+@pytest.mark.parametrize("name", ["race", "linear", "performer"])
+def test_recurrent_state_does_not_grow_with_the_context(name):
+    attn = build(name)
+    x = torch.randn(1, 2, 1, 16)
+    _, cache = attn.decode_step(x, x, x)
+    size = lambda c: sum(t.numel() for t in torch.utils._pytree.tree_leaves(c)  # noqa: E731
+                         if isinstance(t, torch.Tensor))  # fmt: skip
+    first = size(cache)
+    for _ in range(10):
+        _, cache = attn.decode_step(x, x, x, cache)
+    assert size(cache) == first
+    _, kv_cache = build("softmax").decode_step(x, x, x)
+    assert size(build("softmax").decode_step(x, x, x, kv_cache)[1]) > size(kv_cache)
+
+
+def test_decoding_is_refused_where_it_cannot_match_the_forward_pass():
+    x = torch.randn(1, 2, 1, 16)
+    with pytest.raises(ValueError, match="sigmoid"):
+        build("sigmoid").decode_step(x, x, x)
+    with pytest.raises(ValueError, match="cannot be causal"):
+        build("linformer").decode_step(x, x, x)
+    with pytest.raises(ValueError, match="one position"):
+        y = torch.randn(1, 2, 3, 16)
+        build("race").decode_step(y, y, y)
+
+
+def test_multihead_decoding_matches_its_causal_forward():
+    torch.manual_seed(0)
+    layer = MultiHeadAttention(16, 2, attention="race").double()
+    x = torch.randn(2, 9, 16, dtype=torch.float64)
+    full = layer(x, causal=True)
+    cache, steps = None, []
+    for t in range(9):
+        y, cache = layer.decode_step(x[:, t : t + 1], cache)
+        steps.append(y)
+    torch.testing.assert_close(torch.cat(steps, 1), full)

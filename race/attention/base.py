@@ -26,7 +26,8 @@ def keep_mask(key_padding_mask: torch.Tensor | None, like: torch.Tensor) -> torc
 class Attention(nn.Module):
     """Base class: validates inputs and runs `attend` in float32 under bf16/fp16.
 
-    Subclasses implement attend(q, k, v, causal, key_padding_mask) on tensors of one dtype.
+    Subclasses implement attend(q, k, v, causal, key_padding_mask) on tensors of one dtype, and
+    may override decode(q, k, v, cache) for a cheaper one-token step than a key/value cache.
     """
 
     supports_causal = True
@@ -52,13 +53,42 @@ class Attention(nn.Module):
                 "sequence. Use a causal-capable attention (race, softmax, linear, performer, "
                 "angular, sigmoid) or causal=False."
             )
-        dtype = q.dtype
-        autocast_on = torch.is_autocast_enabled(q.device.type)
-        if self.float32_internal and (dtype in HALF_DTYPES or autocast_on):
+        if self._needs_float32(q):
             with torch.autocast(device_type=q.device.type, enabled=False):
                 out = self.attend(q.float(), k.float(), v.float(), causal, key_padding_mask)
-            return out.to(dtype)
+            return out.to(q.dtype)
         return self.attend(q, k, v, causal, key_padding_mask)
+
+    def decode_step(self, q, k, v, cache=None):
+        """Causal decoding of one new position: q, k, v (B, H, 1, D) -> (out (B, H, 1, D), cache).
+
+        Start a sequence with cache=None and pass the returned cache back at the next position.
+        The outputs equal those of forward(..., causal=True) on the whole sequence.
+        """
+        if not self.supports_causal:
+            raise ValueError(f"{type(self).__name__} cannot be causal, so it cannot decode")
+        self._check_inputs(q, k, v, None)
+        if q.shape[-2] != 1:
+            raise ValueError(f"decode_step takes one position (N = 1), got N = {q.shape[-2]}")
+        if self._needs_float32(q):
+            with torch.autocast(device_type=q.device.type, enabled=False):
+                out, cache = self.decode(q.float(), k.float(), v.float(), cache)
+            return out.to(q.dtype), cache
+        return self.decode(q, k, v, cache)
+
+    def decode(self, q, k, v, cache):
+        """Default decoding: a key/value cache that grows with the context, exact attention over it.
+
+        Feature-map methods override this with a constant-size recurrent state.
+        """
+        if cache is not None:
+            k = torch.cat([cache["k"], k], dim=-2)
+            v = torch.cat([cache["v"], v], dim=-2)
+        return self.attend(q, k, v, False, None), {"k": k, "v": v}
+
+    def _needs_float32(self, q) -> bool:
+        autocast_on = torch.is_autocast_enabled(q.device.type)
+        return self.float32_internal and (q.dtype in HALF_DTYPES or autocast_on)
 
     def attend(self, q, k, v, causal, key_padding_mask):  # pragma: no cover - abstract
         raise NotImplementedError

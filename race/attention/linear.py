@@ -6,6 +6,7 @@ import torch.nn.functional as F
 
 from .base import Attention, keep_mask
 from .causal_linear import DEFAULT_CHUNK, linear_attention
+from .recurrent import linear_attention_step
 
 
 def elu_features(x):
@@ -30,3 +31,6 @@ class LinearAttention(Attention):
         return linear_attention(
             q_features, k_features, v, causal=causal, eps=self.eps, chunk=self.chunk_size
         )
+
+    def decode(self, q, k, v, cache):
+        return linear_attention_step(elu_features(q), elu_features(k), v, cache, eps=self.eps)

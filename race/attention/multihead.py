@@ -35,3 +35,11 @@ class MultiHeadAttention(nn.Module):
         out = self.attention(q, k, v, causal=causal, key_padding_mask=key_padding_mask)
         out = out.transpose(1, 2).reshape(B, N, C)  # (B, N, H * D)
         return self.dropout(self.out(out))
+
+    def decode_step(self, x, cache=None):
+        """One new position x (B, 1, dim) of causal decoding -> (B, 1, dim), cache."""
+        B, N, C = x.shape
+        qkv = self.qkv(x).view(B, N, 3, self.heads, C // self.heads)
+        q, k, v = qkv.permute(2, 0, 3, 1, 4)  # each (B, H, 1, D)
+        out, cache = self.attention.decode_step(q, k, v, cache)
+        return self.dropout(self.out(out.transpose(1, 2).reshape(B, N, C))), cache

@@ -15,6 +15,7 @@ import torch
 
 from .base import Attention, keep_mask
 from .causal_linear import DEFAULT_CHUNK, linear_attention
+from .recurrent import linear_attention_step
 
 
 def orthogonal_gaussian(features: int, dim: int, generator: torch.Generator) -> torch.Tensor:
@@ -96,3 +97,22 @@ class PerformerAttention(Attention):
         return linear_attention(
             q_features, k_features, v, causal=causal, eps=eps, chunk=self.chunk_size
         )
+
+    def decode(self, q, k, v, cache):
+        """Recurrent step; the key stabiliser is a running maximum and the state is rescaled
+        when it grows (the output does not depend on the stabiliser, see the module docstring)."""
+        projection = self.projection.to(q.dtype)
+        q_logits, k_logits = favor_logits(q, projection), favor_logits(k, projection)
+        q_shift = q_logits.amax(-1, keepdim=True)  # (b, h, 1, 1)
+        shift = k_logits.amax((-1, -2), keepdim=True)
+        state = None
+        if cache is not None:
+            state, old_shift = cache
+            shift = torch.maximum(shift, old_shift)
+            state = state.scaled(torch.exp(old_shift - shift))
+        scale = self.features**-0.5
+        q_features = torch.exp(q_logits - q_shift) * scale
+        k_features = torch.exp(k_logits - shift) * scale
+        eps = torch.exp(math.log(self.eps) - q_shift - shift)
+        out, state = linear_attention_step(q_features, k_features, v, state, eps=eps)
+        return out, (state, shift)

@@ -15,6 +15,7 @@ from torch import nn
 
 from .base import Attention, keep_mask
 from .causal_linear import DEFAULT_CHUNK, causal_product, linear_attention
+from .recurrent import linear_attention_step
 
 NORMALIZATIONS = ("paper", "bucket")
 TEMPERATURES = ("learned", "fixed")
@@ -172,3 +173,18 @@ class RaceAttention(Attention):
             for m in range(self.ensembles)
         ]
         return outputs[0] if len(outputs) == 1 else torch.stack(outputs).mean(0)
+
+    def decode(self, q, k, v, cache):
+        """One token with the running per-bucket sums of each ensemble as the state."""
+        tau = self.tau().to(q.dtype)
+        planes = self.planes.to(q.dtype)
+        states = cache if cache is not None else [None] * self.ensembles
+        outputs, new_states = [], []
+        for m, state in enumerate(states):
+            out, state = linear_attention_step(
+                soft_hash(q, planes[m], tau), soft_hash(k, planes[m], tau), v, state,
+                eps=self.eps, normalization=self.normalization,
+            )  # fmt: skip
+            outputs.append(out)
+            new_states.append(state)
+        return torch.stack(outputs).mean(0), new_states

@@ -35,3 +35,10 @@ class SigmoidAttention(Attention):
             normalize=False,
             chunk=self.chunk_size,
         )
+
+    def decode(self, q, k, v, cache):
+        raise ValueError(
+            "sigmoid attention's bias -log(N) depends on the final sequence length, so "
+            "token-by-token decoding cannot match its causal forward pass; decode with race, "
+            "linear, performer, softmax or angular"
+        )
