@@ -93,7 +93,9 @@ class TextTokenizer:
         if self.backend is None:
             return [np.frombuffer(t.encode("utf-8"), dtype=np.uint8).astype(np.int64)
                     + self.offset for t in texts]
-        encodings = self.backend.encode_batch(texts, add_special_tokens=False)
+        # encode_batch_fast (tokenizers >= 0.20) skips the character offsets we do not use
+        encode = getattr(self.backend, "encode_batch_fast", self.backend.encode_batch)
+        encodings = encode(texts, add_special_tokens=False)
         return [np.asarray(e.ids, dtype=np.int64) + self.offset for e in encodings]
 
     def encode(self, text: str) -> np.ndarray:
@@ -308,8 +310,9 @@ def choose_tokenizer(kind: str, *, path: str | Path | None = None, vocab_size: i
         return TokenizerRecipe("bytes", None, len(SPECIAL_TOKENS) + 256, "utf-8 bytes")
     size = vocab_size or DEFAULT_VOCAB_SIZE[kind]
     if kind == "wordpiece":
-        log.warning("no local WordPiece vocabulary: training one (%d tokens) on the training "
-                    "split. To use BERT's: %s.", size, where)
+        log.warning("no local WordPiece vocabulary: using one of %d tokens trained on the "
+                    "training split (once; cached under data_dir/tokenizers). To use BERT's: "
+                    "%s.", size, where)
     return TokenizerRecipe(kind, None, size, f"{kind} trained locally ({size} tokens)")
 
 
