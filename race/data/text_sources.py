@@ -92,21 +92,25 @@ def text_dataset_spec(name: str) -> TextDatasetSpec:
 
 def load_hub_split(spec: TextDatasetSpec, hub_split: str, data_path: str | os.PathLike | None,
                    cache_dir: str | os.PathLike | None):
-    """One split exactly as the hub names it, from `data_path` or the hub."""
+    """One split exactly as the hub names it, from `data_path` or the hub.
+
+    `cache_dir` holds the arrow files `datasets` makes from a local copy; hub datasets use the
+    usual Hugging Face cache (HF_HOME), so a copy downloaded earlier is found offline.
+    """
     import datasets
 
     if data_path is not None:
         return _load_local_copy(spec, hub_split, Path(data_path).expanduser(), cache_dir)
     try:
         return datasets.load_dataset(spec.hub_name, spec.hub_config, split=hub_split,
-                                     revision=spec.hub_revision,
-                                     cache_dir=None if cache_dir is None else str(cache_dir))
+                                     revision=spec.hub_revision)
     except Exception as error:  # offline: ConnectionError, DatasetNotFoundError, OSError, ...
         raise DatasetUnavailableError(
             f"{spec.describe()} could not be loaded: {type(error).__name__}: {error}. With no "
             f"network, point the suite at a local copy in the hub's format with "
             f"data.data_path=/path/to/{spec.name} (e.g. made elsewhere with `huggingface-cli "
-            f"download --repo-type dataset {spec.hub_name} --local-dir /path/to/{spec.name}`)"
+            f"download --repo-type dataset {spec.hub_name} --local-dir /path/to/{spec.name}`), "
+            f"or load it once with network access so that the Hugging Face cache holds it"
         ) from error
 
 
