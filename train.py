@@ -73,6 +73,14 @@ def instantiate_all(group: DictConfig | None) -> list:
             if entry is not None and "_target_" in entry]
 
 
+def checkpoint_callbacks(callbacks: list):
+    """(the best-by-metric ModelCheckpoint, the latest-state one), each None when absent."""
+    checkpoints = [c for c in callbacks if isinstance(c, ModelCheckpoint)]
+    best = next((c for c in checkpoints if c.monitor is not None), None)
+    last = next((c for c in checkpoints if c.monitor is None), None)
+    return best, last
+
+
 def find(objects, kind):
     return next((o for o in objects if isinstance(o, kind)), None)
 
@@ -107,14 +115,19 @@ def train(cfg: DictConfig) -> dict:
         trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
         record["metrics"] = scalars(trainer.callback_metrics)
 
-        checkpoint = find(callbacks, ModelCheckpoint)
-        if checkpoint is not None:  # read now: evaluating a checkpoint restores older state
-            record["checkpoints"] = {"best": checkpoint.best_model_path or None,
-                                     "last": checkpoint.last_model_path or None,
-                                     "best_val_acc": scalar(checkpoint.best_model_score)}
+        best, last = checkpoint_callbacks(callbacks)
+        record["checkpoints"] = {}
+        if best is not None:  # read now: evaluating a checkpoint restores older callback state
+            record["checkpoints"].update(best=best.best_model_path or None,
+                                         best_val_acc=scalar(best.best_model_score))
+        if last is not None and not trainer.fast_dev_run:
+            # the final state, whether or not a validation ended the run (resumable)
+            last_path = Path(last.dirpath) / "last.ckpt"
+            trainer.save_checkpoint(last_path)
+            record["checkpoints"]["last"] = str(last_path)
         evaluate = None  # the weights in memory: the last step's
-        if cfg.eval_ckpt == "best" and checkpoint is not None and checkpoint.best_model_path:
-            evaluate = checkpoint.best_model_path
+        if cfg.eval_ckpt == "best" and best is not None and best.best_model_path:
+            evaluate = best.best_model_path
         elif cfg.eval_ckpt not in ("best", "last"):
             raise ValueError(f"eval_ckpt must be 'best' or 'last', got {cfg.eval_ckpt!r}")
         for results in (trainer.validate(module, datamodule=datamodule, ckpt_path=evaluate),

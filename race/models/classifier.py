@@ -13,7 +13,7 @@ class SequenceClassifier(nn.Module):
     """(B, N) ids, (B, N) padding mask -> (B, num_classes) logits.
 
     Encoder keyword arguments (dim, depth, heads, mlp_dim, dropout, positions, attention,
-    attention_options, pad_id) go to TransformerEncoder; classifier_dim is the hidden size of
+    attention_options) go to TransformerEncoder; classifier_dim is the hidden size of
     the classification head (defaults to mlp_dim).
     """
 
@@ -23,7 +23,7 @@ class SequenceClassifier(nn.Module):
         if pooling not in POOLINGS:
             raise ValueError(f"pooling must be one of {POOLINGS}, got {pooling!r}")
         self.pooling = pooling
-        self.encoder = TransformerEncoder(vocab_size, max_seq_len + (pooling == "cls"),
+        self.encoder = TransformerEncoder(vocab_size, max_seq_len,
                                           cls_token=pooling == "cls", **encoder)
         hidden = classifier_dim or encoder.get("mlp_dim", 2 * self.encoder.dim)
         self.head = ClassificationHead(self.encoder.dim, hidden, num_classes)

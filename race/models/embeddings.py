@@ -24,12 +24,14 @@ class TokenEmbedding(nn.Module):
     """(B, N) token ids -> (B, N, dim) vectors: token table + position + dropout."""
 
     def __init__(self, vocab_size: int, dim: int, max_seq_len: int, positions: str = "learned",
-                 dropout: float = 0.0, pad_id: int | None = 0):
+                 dropout: float = 0.0):
         super().__init__()
         if positions not in POSITIONS:
             raise ValueError(f"positions must be one of {POSITIONS}, got {positions!r}")
         self.max_seq_len, self.positions = max_seq_len, positions
-        self.tokens = nn.Embedding(vocab_size, dim, padding_idx=pad_id)
+        # no padding_idx: padded positions are masked downstream, and in image tasks id 0 is a
+        # real pixel (black) whose embedding must train
+        self.tokens = nn.Embedding(vocab_size, dim)
         if positions == "learned":
             self.position_table = nn.Parameter(torch.randn(max_seq_len, dim) * 0.02)
         elif positions == "sinusoidal":

@@ -12,17 +12,17 @@ from .embeddings import TokenEmbedding
 class TransformerEncoder(nn.Module):
     """(B, N) ids and (B, N) padding mask -> (B, N', dim) states and their (B, N') mask.
 
-    cls_token=True prepends one learned vector (N' = N + 1) for CLS pooling.
+    cls_token=True prepends one learned vector without a position (N' = N + 1) for CLS pooling.
     """
 
     def __init__(self, vocab_size: int, max_seq_len: int, dim: int = 128, depth: int = 2,
                  heads: int = 4, mlp_dim: int = 256, dropout: float = 0.1,
                  positions: str = "learned", attention: str = "race",
                  attention_options: dict | None = None, cls_token: bool = False,
-                 causal: bool = False, pad_id: int | None = 0):
+                 causal: bool = False):
         super().__init__()
         self.dim = dim
-        self.embedding = TokenEmbedding(vocab_size, dim, max_seq_len, positions, dropout, pad_id)
+        self.embedding = TokenEmbedding(vocab_size, dim, max_seq_len, positions, dropout)
         self.cls = nn.Parameter(torch.randn(1, 1, dim) * 0.02) if cls_token else None
         options = dict(attention_options or {})
         if cls_token and options.get("max_seq_len") is not None:

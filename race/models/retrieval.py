@@ -18,7 +18,7 @@ class DualEncoderClassifier(nn.Module):
         if pooling not in POOLINGS:
             raise ValueError(f"pooling must be one of {POOLINGS}, got {pooling!r}")
         self.pooling = pooling
-        self.encoder = TransformerEncoder(vocab_size, max_seq_len + (pooling == "cls"),
+        self.encoder = TransformerEncoder(vocab_size, max_seq_len,
                                           cls_token=pooling == "cls", **encoder)
         hidden = classifier_dim or encoder.get("mlp_dim", 2 * self.encoder.dim)
         self.head = RetrievalHead(self.encoder.dim, hidden, num_classes)

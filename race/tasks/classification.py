@@ -48,7 +48,9 @@ class ClassificationTask(L.LightningModule):
         self.optimizer_config = {**DEFAULT_OPTIMIZER, **(optimizer or {})}
         self.scheduler_config = {**DEFAULT_SCHEDULER, **(scheduler or {})}
         name, options = split_attention(attention)
-        self.model = self.build_model(vocab_size, seq_len, num_classes, pad_id,
+        # pad_id is kept in the hyperparameters for the record: the batches' padding_mask marks
+        # padding, so the model never needs the id
+        self.model = self.build_model(vocab_size, seq_len, num_classes,
                                       {**model, "attention": name, "attention_options": options})
         # one metric object per split (state is per split): train_loss, val_acc, test_majority...
         for split in SPLITS:
@@ -57,8 +59,8 @@ class ClassificationTask(L.LightningModule):
             if split != "train":
                 setattr(self, f"{split}_majority", MajorityClassAccuracy(num_classes))
 
-    def build_model(self, vocab_size, seq_len, num_classes, pad_id, model: dict) -> nn.Module:
-        return SequenceClassifier(vocab_size, seq_len, num_classes, pad_id=pad_id, **model)
+    def build_model(self, vocab_size, seq_len, num_classes, model: dict) -> nn.Module:
+        return SequenceClassifier(vocab_size, seq_len, num_classes, **model)
 
     def forward(self, batch: dict) -> torch.Tensor:
         return self.model(batch["input_ids"], batch["padding_mask"])
