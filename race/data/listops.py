@@ -25,7 +25,7 @@ from torch.utils.data import Dataset
 
 from .cache import cache_path, cached_payload
 from .datamodule import SPLITS, TokenDataModule
-from .ragged import RaggedTokenDataset, pack_sequences
+from .ragged import RaggedTokenDataset, pack_byte_strings
 
 log = logging.getLogger(__name__)
 
@@ -117,8 +117,11 @@ def generate_listops(
     max_args: int = 10,
     seed: int = 0,
     max_attempts_without_progress: int = 1_000_000,
-) -> tuple[list[list[int]], list[int]]:
-    """``num_samples`` distinct trees with min_length < length < max_length: (token ids, labels)."""
+) -> tuple[list[bytes], list[int]]:
+    """``num_samples`` distinct trees with min_length < length < max_length.
+
+    Returns (token ids of each tree as a bytes object, one id per byte; labels).
+    """
     if max_args < 2:
         raise ValueError(f"max_args must be >= 2 (operators take 2..max_args), got {max_args}")
     if max_depth < 1:
@@ -130,7 +133,7 @@ def generate_listops(
         )
     rng = random.Random(seed)
     seen: set[bytes] = set()
-    sequences: list[list[int]] = []
+    sequences: list[bytes] = []  # one byte per token id (ids < 256): compact at LRA scale
     labels: list[int] = []
     attempts_since_progress = 0
     while len(sequences) < num_samples:
@@ -144,7 +147,7 @@ def generate_listops(
             key = bytes(tokens)
             if key not in seen:
                 seen.add(key)
-                sequences.append(tokens)
+                sequences.append(key)
                 labels.append(value)
                 attempts_since_progress = 0
         if attempts_since_progress > max_attempts_without_progress:
@@ -233,7 +236,7 @@ class ListOpsDataModule(TokenDataModule):
         payload, start = {}, 0
         for split in SPLITS:
             end = start + sizes[split]
-            payload[split] = pack_sequences(sequences[start:end], labels[start:end])
+            payload[split] = pack_byte_strings(sequences[start:end], labels[start:end])
             start = end
         return payload
 
