@@ -161,3 +161,9 @@ def test_missing_image_is_named(tmp_path):
     (root / "imgs" / "1" / "sample_3.png").unlink()
     with pytest.raises(FileNotFoundError, match=r"sample_3\.png is listed in"):
         PathfinderDataModule(seq_len=64, root=root, data_dir=tmp_path).setup()
+
+
+def test_impossible_generator_settings_raise():
+    crowded = PathfinderLikeSettings(image_size=8, contour_length=3, num_distractors=30)
+    with pytest.raises(ValueError, match="lower num_distractors"):
+        generate_pathfinder_like(1, settings=crowded)

@@ -134,7 +134,7 @@ def draw_pathfinder_like(
     rng: np.random.Generator, label: int, s: PathfinderLikeSettings = PathfinderLikeSettings()
 ) -> np.ndarray:
     """One (image_size, image_size) uint8 image whose answer is ``label`` (1 = connected)."""
-    while True:
+    for _ in range(1000):
         # > 0: pixels of snake k; < 0: reserved dot area of snake k (not drawn unless a dot)
         snake_ids = np.zeros((s.image_size, s.image_size), dtype=np.int8)
         try:
@@ -153,6 +153,10 @@ def draw_pathfinder_like(
         for dot in dots:
             image[_dot_pixels(dot, s.dot_radius, s.image_size)] = INK
         return image
+    raise ValueError(
+        f"could not fit the snakes on the canvas in 1000 tries with {s}; lower num_distractors, "
+        "contour_length or distractor_length, or raise image_size"
+    )
 
 
 def generate_pathfinder_like(
