@@ -101,10 +101,12 @@ def test_yahoo_joins_fields_and_sst2_reads_jsonl(tmp_path):
 
 
 def test_arxiv_word_tokenizer_packs_documents_per_class(tmp_path):
+    # ccdv/arxiv-classification: data/ (default config) and no_ref/ (another config)
     root = tmp_path / "arxiv"
     for split in ("train", "validation", "test"):
         frame = pd.DataFrame({"text": sentences(33, 5, (30, 60)), "label": np.arange(33) % 11})
-        write_parquet(frame, root / f"{split}-00000-of-00001.parquet")
+        write_parquet(frame, root / "data" / f"{split}-00000-of-00001.parquet")
+        write_parquet(frame[:1], root / "no_ref" / f"{split}-00000-of-00001.parquet")
     module = TextClassificationDataModule("arxiv", seq_len=64, tokenizer_vocab_size=50,
                                           data_path=root, data_dir=tmp_path / "cache",
                                           batch_size=3)
@@ -112,6 +114,7 @@ def test_arxiv_word_tokenizer_packs_documents_per_class(tmp_path):
     module.setup()
     assert module.tokenizer.kind == "word"
     train = module.dataset("train")
+    assert module.source.rows("train").num_rows == 33  # data/ only
     assert all(len(train[i][0]) <= 64 for i in range(len(train)))
     # every class has at least one full sequence of exactly seq_len tokens
     full = {train[i][1] for i in range(len(train)) if len(train[i][0]) == 64}

@@ -65,8 +65,10 @@ TEXT_DATASETS: dict[str, TextDatasetSpec] = {
         TextDatasetSpec("qnli", "nyu-mll/glue", "qnli", ("question", "sentence"), "label", 2,
                         {"train": "train", "val": None, "test": "validation"},
                         sentence_pair=True, hub_data_dir="qnli"),
+        # the repo's data/ is the default config; no_ref/ (references removed) is another
         TextDatasetSpec("arxiv", "ccdv/arxiv-classification", None, ("text",), "label", 11,
-                        {"train": "train", "val": "validation", "test": "test"}),
+                        {"train": "train", "val": "validation", "test": "test"},
+                        hub_data_dir="data"),
         # language modelling (rows are lines of raw text that keep their "\n")
         TextDatasetSpec("wikitext103", "Salesforce/wikitext", "wikitext-103-raw-v1", ("text",),
                         hub_splits={"train": "train", "val": "validation", "test": "test"},
