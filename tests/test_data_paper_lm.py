@@ -145,3 +145,20 @@ def test_masking_is_seeded():
     draws = [mask_tokens(ids, mask_id=4, special_ids=[0, 1, 2, 3, 4], num_tokens=100,
                          generator=torch.Generator().manual_seed(7)) for _ in range(2)]
     assert torch.equal(draws[0][0], draws[1][0]) and torch.equal(draws[0][1], draws[1][1])
+
+
+def test_wikitext_with_local_gpt2_files(tmp_path):
+    from test_data_paper_tokenizers import write_gpt2_files
+
+    write_wikitext(tmp_path / "wikitext")
+    n = write_gpt2_files(tmp_path / "gpt2")
+    module = LanguageModelDataModule("wikitext103", seq_len=16, tokenizer_path=tmp_path / "gpt2",
+                                     tokenizer_fallback="error", data_path=tmp_path / "wikitext",
+                                     data_dir=tmp_path / "cache", batch_size=2)
+    assert module.vocab_size == n + 1  # GPT-2 ids shifted by one: pad 0
+    module.setup()
+    batch = next(iter(module.val_dataloader()))
+    ids = batch["input_ids"][~batch["padding_mask"]]
+    assert ids.min() >= 1 and ids.max() <= n
+    text = module.tokenizer.backend.decode((batch["input_ids"][0] - 1).tolist())
+    assert text == "".join(lines(10, len("validation")))[: len(text)]
