@@ -10,6 +10,7 @@ run fails: status "failed" and the exception, then the exception is raised again
 
 from __future__ import annotations
 
+import inspect
 import os
 import socket
 import sys
@@ -67,6 +68,18 @@ def check_attention(cfg: DictConfig) -> None:
     build_attention(name, head_dim=int(cfg.model.dim) // heads, num_heads=heads, **options)
 
 
+# what a task module may need to know of its data (docs/CONTRACTS.md); each module gets the
+# ones its __init__ accepts (classifiers num_classes, language models not, image tasks pixel_dim)
+DATA_FACTS = ("vocab_size", "seq_len", "num_classes", "pad_id", "pixel_dim")
+
+
+def data_facts(module_cfg: DictConfig, datamodule) -> dict:
+    """The data module's attributes that the task module's __init__ takes, by name."""
+    accepted = inspect.signature(hydra.utils.get_class(module_cfg._target_)).parameters
+    return {name: getattr(datamodule, name) for name in DATA_FACTS
+            if name in accepted and hasattr(datamodule, name)}
+
+
 def instantiate_all(group: DictConfig | None) -> list:
     """Objects of a group of named entries (callbacks, logger), skipping nulls."""
     return [hydra.utils.instantiate(entry) for entry in (group or {}).values()
@@ -99,10 +112,7 @@ def train(cfg: DictConfig) -> dict:
         datamodule = hydra.utils.instantiate(cfg.data)
         module = hydra.utils.instantiate(
             cfg.module,
-            vocab_size=datamodule.vocab_size,
-            seq_len=datamodule.seq_len,
-            num_classes=datamodule.num_classes,
-            pad_id=getattr(datamodule, "pad_id", 0),
+            **data_facts(cfg.module, datamodule),
             model=OmegaConf.to_container(cfg.model, resolve=True),
             attention=OmegaConf.to_container(cfg.attn, resolve=True),
             _convert_="all",

@@ -12,14 +12,15 @@ from .embeddings import TokenEmbedding
 class TransformerEncoder(nn.Module):
     """(B, N) ids and (B, N) padding mask -> (B, N', dim) states and their (B, N') mask.
 
-    cls_token=True prepends one learned vector without a position (N' = N + 1) for CLS pooling.
+    cls_token=True prepends one learned vector without a position (N' = N + 1) for CLS pooling;
+    checkpointing=True recomputes each block in the backward pass (TransformerStack).
     """
 
     def __init__(self, vocab_size: int, max_seq_len: int, dim: int = 128, depth: int = 2,
                  heads: int = 4, mlp_dim: int = 256, dropout: float = 0.1,
                  positions: str = "learned", attention: str = "race",
                  attention_options: dict | None = None, cls_token: bool = False,
-                 causal: bool = False):
+                 causal: bool = False, checkpointing: bool = False):
         super().__init__()
         self.dim = dim
         self.embedding = TokenEmbedding(vocab_size, dim, max_seq_len, positions, dropout)
@@ -29,7 +30,7 @@ class TransformerEncoder(nn.Module):
             # attention configured for the data's length (linformer) also sees the CLS token
             options["max_seq_len"] = int(options["max_seq_len"]) + 1
         self.stack = TransformerStack(dim, depth, heads, mlp_dim, dropout, attention, options,
-                                      causal=causal)
+                                      causal=causal, checkpointing=checkpointing)
 
     def forward(self, input_ids: torch.Tensor, padding_mask: torch.Tensor | None = None):
         x = self.embedding(input_ids)  # (B, N, C)

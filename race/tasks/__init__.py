@@ -5,6 +5,9 @@ Imports Lightning; the models (race.models) and the attention (race.attention) d
 
 from .callbacks import PeakMemoryMonitor, SpeedMonitor, TrainingProgressBar
 from .classification import ClassificationTask
+from .image_classification import ImageClassificationTask
+from .language_model import CausalLMTask
+from .masked_lm import MaskedLMTask
 from .metrics import MajorityClassAccuracy
 from .optim import SCHEDULES, build_optimizer, schedule_factor
 from .retrieval import RetrievalTask
@@ -12,8 +15,11 @@ from .run_info import git_revision, library_versions, write_metrics_json
 
 __all__ = [
     "SCHEDULES",
+    "CausalLMTask",
     "ClassificationTask",
+    "ImageClassificationTask",
     "MajorityClassAccuracy",
+    "MaskedLMTask",
     "PeakMemoryMonitor",
     "RetrievalTask",
     "SpeedMonitor",
