@@ -19,6 +19,16 @@ from .block import TransformerStack
 from .embeddings import TokenEmbedding
 
 
+def init_gpt2(module: nn.Module) -> None:
+    """GPT-2's initialisation, N(0, 0.02) for every matrix and table, zero biases: with a tied
+    head, nn.Embedding's N(0, 1) would start the model far from uniform predictions."""
+    for layer in module.modules():
+        if isinstance(layer, (nn.Linear, nn.Embedding)):
+            nn.init.normal_(layer.weight, mean=0.0, std=0.02)
+        if isinstance(layer, nn.Linear) and layer.bias is not None:
+            nn.init.zeros_(layer.bias)
+
+
 class LanguageModelHead(nn.Module):
     """(B, N, dim) -> (B, N, vocab_size) logits; tie=True shares the token table's weights."""
 
@@ -61,6 +71,7 @@ class DecoderLM(nn.Module):
                                       attention_options, causal=True, checkpointing=checkpointing)
         self.head = LanguageModelHead(dim, vocab_size,
                                       self.embedding.tokens if tie_weights else None)
+        init_gpt2(self)
 
     def forward(self, input_ids: torch.Tensor, padding_mask: torch.Tensor | None = None):
         # padding only ever trails real tokens, so causal attention already keeps it out of every

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .decoder import LanguageModelHead
+from .decoder import LanguageModelHead, init_gpt2
 from .encoder import TransformerEncoder
 
 
@@ -22,6 +22,7 @@ class MaskedLM(nn.Module):
         self.encoder = TransformerEncoder(vocab_size, max_seq_len, cls_token=False, **encoder)
         tokens = self.encoder.embedding.tokens if tie_weights else None
         self.head = LanguageModelHead(self.encoder.dim, vocab_size, tokens)
+        init_gpt2(self)  # BERT's initialisation too (N(0, 0.02))
 
     def forward(self, input_ids: torch.Tensor, padding_mask: torch.Tensor | None = None):
         x, _ = self.encoder(input_ids, padding_mask)  # (B, N, C)
