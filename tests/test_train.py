@@ -15,6 +15,7 @@ import torchvision.datasets.cifar
 from hydra import compose, initialize_config_dir
 from hydra.errors import MissingConfigException
 from omegaconf import OmegaConf
+from PIL import Image
 
 from race.attention import attention_options, available_attention
 
@@ -22,7 +23,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 import train as train_script  # noqa: E402  (registers the config resolvers)
 
-TASKS = ["lra_listops", "lra_text", "lra_retrieval", "lra_image"]
+TASKS = ["lra_listops", "lra_text", "lra_retrieval", "lra_image", "lra_pathfinder"]
 TINY_MODEL = ["model.dim=16", "model.depth=1", "model.heads=2", "model.mlp_dim=32",
               "model.dropout=0.0"]
 CPU = ["trainer=cpu", "trainer.enable_model_summary=false", "callbacks.progress_bar=null"]
@@ -72,11 +73,26 @@ def write_cifar10_copy(root: Path) -> Path:
     return root
 
 
+def write_pathfinder_release(root: Path) -> Path:
+    """pathfinder32/curv_baseline: metadata/0.npy (text rows: subdir, file, _, label) + PNGs."""
+    folder = root / "lra_release" / "pathfinder32" / "curv_baseline"
+    (folder / "metadata").mkdir(parents=True)
+    (folder / "imgs" / "0").mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    rows = []
+    for i in range(10):
+        pixels = rng.integers(0, 256, size=(32, 32), dtype=np.uint8)
+        Image.fromarray(pixels, mode="L").save(folder / "imgs" / "0" / f"sample_{i}.png")
+        rows.append(f"imgs/0 sample_{i}.png 0 {i % 2} 32 32\n")
+    (folder / "metadata" / "0.npy").write_text("".join(rows))
+    return folder
+
+
 @pytest.fixture(scope="module")
 def data_root(tmp_path_factory):
     root = tmp_path_factory.mktemp("data")
     return {"dir": root, "imdb": write_imdb_hub_copy(root), "aan": write_aan_release(root),
-            "cifar": write_cifar10_copy(root)}
+            "cifar": write_cifar10_copy(root), "pathfinder": write_pathfinder_release(root)}
 
 
 @pytest.fixture
@@ -95,6 +111,8 @@ def tiny_data(task: str, data_root: dict) -> list[str]:
         "lra_retrieval": ["data.seq_len=24", "data.batch_size=2",
                           f"data.local_path={data_root['aan']}"],
         "lra_image": ["data.batch_size=2", f"data.root={data_root['cifar']}"],
+        "lra_pathfinder": ["data.batch_size=2", f"data.root={data_root['pathfinder']}",
+                           "data.val_fraction=0.2", "data.test_fraction=0.2"],
     }[task]
 
 
