@@ -9,7 +9,7 @@ TORCH_SPEC ?= torch==2.14.1 torchvision==0.29.1
 PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help setup lint test test-slow test-cuda test-all
+.PHONY: help setup lint test test-slow test-cuda test-all demo
 
 help: ## show this list
 	@grep -hE '^[a-zA-Z0-9_-]+:.*?## ' $(MAKEFILE_LIST) | awk -F':.*?## ' '{printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}'
@@ -37,3 +37,6 @@ test-cuda: $(STAMP) ## only the CUDA tests (needs a GPU)
 
 test-all: lint ## every test, slow and CUDA included
 	$(PY) -m pytest -q $(PYTEST_ARGS)
+
+demo: $(STAMP) ## ListOps at a CPU-friendly size, race vs softmax: test acc vs majority class, s/step, memory
+	$(PY) experiments/demo.py
