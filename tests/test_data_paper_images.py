@@ -1,13 +1,8 @@
 """Image data modules on tiny copies in torchvision's own layouts; patch round trips."""
 
-import json
-import pickle
-import struct
-
-import numpy as np
 import pytest
 import torch
-from PIL import Image
+from paper_data_writers import write_cifar10, write_fashion_mnist, write_food101
 
 from race.data.image_datasets import ImageClassificationDataModule
 from race.data.image_patches import patchify, unpatchify
@@ -43,19 +38,6 @@ def check_batch(batch, module, batch_size):
     assert 0 <= batch["labels"].min() and batch["labels"].max() < module.num_classes
 
 
-def write_fashion_mnist(root, n_train=20, n_test=10):
-    raw = root / "FashionMNIST" / "raw"
-    raw.mkdir(parents=True)
-    rng = np.random.default_rng(0)
-    for prefix, n in [("train", n_train), ("t10k", n_test)]:
-        images = rng.integers(0, 256, (n, 28, 28), dtype=np.uint8)
-        (raw / f"{prefix}-images-idx3-ubyte").write_bytes(
-            struct.pack(">IIII", 2051, n, 28, 28) + images.tobytes())
-        (raw / f"{prefix}-labels-idx1-ubyte").write_bytes(
-            struct.pack(">II", 2049, n) + (np.arange(n) % 10).astype(np.uint8).tobytes())
-    return images
-
-
 def test_fashion_mnist_784_grey_pixels(tmp_path):
     test_images = write_fashion_mnist(tmp_path / "tv")
     module = ImageClassificationDataModule("fashion_mnist", data_path=tmp_path / "tv",
@@ -69,19 +51,6 @@ def test_fashion_mnist_784_grey_pixels(tmp_path):
     # pixels in row-major order, normalised with FashionMNIST's mean and std
     expected = (torch.from_numpy(test_images[0]).float() / 255 - 0.2860) / 0.3530
     assert torch.allclose(batch["pixels"][0, :, 0], expected.flatten(), atol=1e-5)
-
-
-def write_cifar10(root, n=10):
-    folder = root / "cifar-10-batches-py"
-    folder.mkdir(parents=True)
-    rng = np.random.default_rng(1)
-    for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
-        batch = {"data": rng.integers(0, 256, (n, 3072), dtype=np.uint8),
-                 "labels": list(np.arange(n) % 10)}
-        (folder / name).write_bytes(pickle.dumps(batch))
-    meta = {"label_names": [f"class{i}" for i in range(10)]}
-    (folder / "batches.meta").write_bytes(pickle.dumps(meta))
-    return batch
 
 
 def test_cifar10_one_rgb_pixel_per_token(tmp_path, monkeypatch):
@@ -98,23 +67,6 @@ def test_cifar10_one_rgb_pixel_per_token(tmp_path, monkeypatch):
     pixels = next(iter(module.test_dataloader()))["pixels"][0]  # (1024, 3)
     red = torch.from_numpy(test_batch["data"][0, :1024]).float() / 255
     assert torch.allclose(pixels[:, 0], (red - 0.4914) / 0.2470, atol=1e-5)
-
-
-def write_food101(root, classes=("apple_pie", "baby_back_ribs", "baklava", "beef_carpaccio")):
-    base = root / "food-101"
-    (base / "meta").mkdir(parents=True)
-    rng = np.random.default_rng(2)
-    meta = {"train": {}, "test": {}}
-    for name in classes:
-        (base / "images" / name).mkdir(parents=True)
-        for i in range(6):
-            size = tuple(rng.integers(20, 40, 2))
-            pixels = rng.integers(0, 256, (*size, 3), dtype=np.uint8)
-            Image.fromarray(pixels).save(base / "images" / name / f"{i}.jpg")
-            meta["train" if i < 4 else "test"].setdefault(name, []).append(f"{name}/{i}")
-    for split, entries in meta.items():
-        (base / "meta" / f"{split}.json").write_text(json.dumps(entries))
-    (base / "meta" / "classes.txt").write_text("\n".join(classes) + "\n")
 
 
 def test_food101_first_classes_in_patches(tmp_path):

@@ -2,30 +2,14 @@
 
 import math
 
-import numpy as np
 import pandas as pd
 import pytest
 import torch
+from paper_data_writers import lines, write_wikitext
 
 from race.data.lm_datasets import CausalBlocks, LanguageModelDataModule, MaskedLMDataModule
 from race.data.masking import IGNORE_INDEX, mask_tokens
 from race.data.text_sources import DatasetUnavailableError
-
-WORDS = "once upon a time there was a little cat who liked to play in the sun .".split()
-
-
-def lines(n, seed):
-    rng = np.random.default_rng(seed)
-    return [" " + " ".join(rng.choice(WORDS, rng.integers(3, 15))) + " \n" for _ in range(n)]
-
-
-def write_wikitext(root):
-    # Salesforce/wikitext: wikitext-103-raw-v1/{train-0000x-of-0000y,validation-,test-}.parquet
-    folder = root / "wikitext-103-raw-v1"
-    folder.mkdir(parents=True)
-    for split, n in [("train", 60), ("validation", 10), ("test", 10)]:
-        rows = [""] + lines(n, len(split))  # wikitext has empty rows between paragraphs
-        pd.DataFrame({"text": rows}).to_parquet(folder / f"{split}-00000-of-00001.parquet")
 
 
 def test_causal_blocks_targets_are_inputs_shifted_by_one():

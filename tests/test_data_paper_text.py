@@ -6,21 +6,10 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from paper_data_writers import sentences, write_parquet
 
 from race.data.text_datasets import TextClassificationDataModule, pack_per_class
 from race.data.text_sources import DatasetUnavailableError
-
-WORDS = "the a movie film good bad great awful plot actor scene story long short fun dull".split()
-
-
-def sentences(n, seed, length=(5, 30)):
-    rng = np.random.default_rng(seed)
-    return [" ".join(rng.choice(WORDS, rng.integers(*length))) + "." for _ in range(n)]
-
-
-def write_parquet(frame, path):
-    path.parent.mkdir(parents=True, exist_ok=True)
-    frame.to_parquet(path)
 
 
 def check_batch(batch, module, batch_size):

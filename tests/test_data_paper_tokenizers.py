@@ -1,31 +1,15 @@
 """Tokenizer factory: local files, fallbacks with clear messages, pad id 0, fingerprints and
 the cache keys that depend on them."""
 
-import json
 import logging
 
 import numpy as np
 import pandas as pd
 import pytest
+from paper_data_writers import write_gpt2_files
 
 from race.data.text_datasets import TextClassificationDataModule
 from race.data.text_tokenizers import TokenizerUnavailableError, choose_tokenizer
-
-
-def write_gpt2_files(folder, extra_merge=False):
-    """A miniature GPT-2 tokenizer in its real file format (vocab.json + merges.txt)."""
-    from tokenizers import pre_tokenizers
-
-    folder.mkdir(parents=True, exist_ok=True)
-    alphabet = sorted(pre_tokenizers.ByteLevel.alphabet())
-    merges = ["t h", "th e"] + (["Ġ the"] if extra_merge else [])
-    vocab = {symbol: i for i, symbol in enumerate(alphabet)}
-    for merge in merges:
-        vocab["".join(merge.split())] = len(vocab)
-    vocab["<|endoftext|>"] = len(vocab)
-    (folder / "vocab.json").write_text(json.dumps(vocab))
-    (folder / "merges.txt").write_text("#version: 0.2\n" + "\n".join(merges) + "\n")
-    return len(vocab)
 
 
 def test_gpt2_from_local_files_shifts_ids_to_keep_pad_zero(tmp_path):
