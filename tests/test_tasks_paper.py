@@ -185,7 +185,7 @@ def test_causal_task_refuses_linformer_before_reading_data(data_root, tmp_path):
                  f"data.data_path={data_root['wikitext']}", "data.seq_len=32",
                  f"paths.data_dir={cache}"]
     # (Hydra wraps the module's ValueError in an InstantiationException with the same message)
-    with pytest.raises(Exception, match="attn=linformer cannot be causal.*choose attn=race"):
+    with pytest.raises(Exception, match="attn=linformer cannot be causal.*choose attn="):
         train_script.train(compose_run(overrides, tmp_path / "run"))
     assert not (cache / "tokenized").exists()
     record = read_record(tmp_path / "run")
@@ -201,3 +201,14 @@ def test_linformer_runs_masked_lm_and_images(data_root, tmp_path, skip_cifar_md5
                      *tiny_data(task, data_root), *extra, "trainer.fast_dev_run=true"]
         record = train_script.train(compose_run(overrides, tmp_path / task))
         assert record["status"] == "completed"
+
+
+def test_long_context_options_run(data_root, tmp_path):
+    """Activation checkpointing, gradient accumulation and a per-device batch, as arxiv uses."""
+    overrides = ["task=arxiv", "attn=race", *CPU, *TINY_MODEL, *tiny_data("arxiv", data_root),
+                 "model.checkpointing=true", "trainer.accumulate_grad_batches=2",
+                 "trainer.max_steps=1", "trainer.limit_val_batches=1",
+                 "trainer.limit_test_batches=1", "trainer.num_sanity_val_steps=0"]
+    record = train_script.train(compose_run(overrides, tmp_path))
+    assert record["status"] == "completed" and record["global_step"] == 1
+    assert record["config"]["model"]["checkpointing"] is True

@@ -178,3 +178,16 @@ def test_generate_cli_and_its_errors(tiny_checkpoint):
         parse_options([f"ckpt={tiny_checkpoint}", "length=3"])
     with pytest.raises(SystemExit, match="ckpt=<path"):
         parse_options(["prompt=hi"])
+
+
+def test_checkpoint_tokenizer_round_trips_gpt2_ids(tmp_path):
+    from race.data.text_tokenizers import choose_tokenizer
+    from race.tasks.language_model import tokenizer_record
+
+    writers.write_gpt2_files(tmp_path / "gpt2")
+    tokenizer = choose_tokenizer("gpt2", path=tmp_path / "gpt2").build()
+    restored = CheckpointTokenizer(tokenizer_record(tokenizer))
+    text = "the cat said héllo"
+    assert restored.encode(text) == tokenizer.encode(text).tolist()  # the ids it trained on
+    assert restored.decode(restored.encode(text)) == text
+    assert restored.eos_id == tokenizer.eos_id
