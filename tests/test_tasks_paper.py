@@ -212,3 +212,19 @@ def test_long_context_options_run(data_root, tmp_path):
     record = train_script.train(compose_run(overrides, tmp_path))
     assert record["status"] == "completed" and record["global_step"] == 1
     assert record["config"]["model"]["checkpointing"] is True
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("task", ["lm_ptb", "mlm_tinystories"])
+def test_language_models_learn_a_tiny_corpus(task, data_root, tmp_path):
+    """A few dozen updates take perplexity far below the untrained (about vocabulary-sized) one:
+    the loss reaches the model through the right labels."""
+    overrides = [f"task={task}", "attn=race", *CPU, *TINY_MODEL, *tiny_data(task, data_root),
+                 "model.dim=32", "model.mlp_dim=64", "module.optimizer.lr=3e-3",
+                 "module.scheduler.warmup_steps=0", "trainer.max_steps=40",
+                 "trainer.val_check_interval=40", "trainer.check_val_every_n_epoch=null",
+                 "trainer.num_sanity_val_steps=0", "trainer.max_epochs=null"]
+    record = train_script.train(compose_run(overrides, tmp_path))
+    assert record["status"] == "completed" and record["global_step"] == 40
+    # untrained: about 261 (byte-level ptb) and 100 (the 100-token WordPiece)
+    assert record["metrics"]["test/ppl"] < 30, record["metrics"]
