@@ -7,9 +7,12 @@ STAMP := $(VENV)/.installed
 # torch from this machine's local wheels; override on other machines, e.g. TORCH_SPEC=torch
 TORCH_SPEC ?= torch==2.14.1 torchvision==0.29.1
 PYTEST_ARGS ?=
+# reproduce-tables: smoke (every row, tiny, CPU, minutes) | cpu (ListOps rows, ~40 min) | paper (SLURM)
+SCALE ?= smoke
+RUNS_DIR ?= results/runs
 
 .DEFAULT_GOAL := help
-.PHONY: help setup lint test test-slow test-cuda test-all demo
+.PHONY: help setup lint test test-slow test-cuda test-all reproduce-tables tables demo
 
 help: ## show this list
 	@grep -hE '^[a-zA-Z0-9_-]+:.*?## ' $(MAKEFILE_LIST) | awk -F':.*?## ' '{printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}'
@@ -40,3 +43,10 @@ test-all: lint ## every test, slow and CUDA included
 
 demo: $(STAMP) ## ListOps at a CPU-friendly size, race vs softmax: test acc vs majority class, s/step, memory
 	$(PY) experiments/demo.py
+
+reproduce-tables: $(STAMP) ## train the paper tables' rows at SCALE=smoke|cpu|paper (resumes), then make tables
+	$(PY) experiments/reproduce.py --scale $(SCALE) --runs-root $(RUNS_DIR); status=$$?; \
+	$(MAKE) --no-print-directory tables; exit $$status
+
+tables: $(STAMP) ## results/tables/*.md and results/figures/*.png from every metrics.json under RUNS_DIR
+	$(PY) experiments/tables.py --runs-root $(RUNS_DIR)
