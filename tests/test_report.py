@@ -71,7 +71,8 @@ def write_run(root: Path, experiment: str, seed: int, status: str = "completed",
 def runs_root(tmp_path):
     """ListOps at scale cpu, seeds 0-2 planned: every way a cell can end."""
     root = tmp_path / "runs"
-    write_run(root, "lra_listops/race_2_2", 0, metrics={"test/acc": 0.30}, curve=True)
+    write_run(root, "lra_listops/race_2_2", 0, metrics={"test/acc": 0.30,
+                                                        "test/majority_acc": 0.16}, curve=True)
     write_run(root, "lra_listops/race_2_2", 1, metrics={"test/acc": 0.40})
     # seed 2 of race_2_2: missing
     write_run(root, "lra_listops/softmax", 0, metrics={"test/acc": 0.25}, curve=True)
@@ -142,6 +143,7 @@ def test_markdown_puts_the_paper_beside_the_measured_and_never_fills_in(runs_roo
     assert "- lra_listops/linear: FileNotFoundError: no AAN release" in text
     assert "[1] RACE paper: one RACE number, its (P, L) not stated" in text
     assert "cpu on testhost" in text and "abc123def4" in text
+    assert "the most frequent test label scores 16.00 (test/majority_acc)" in text
     every_run = text.split("<summary>Every run</summary>")[1]
     # race_2_2, race_3_3, race_4_4, softmax, performer, linformer, sigmoid, angular
     assert every_run.count("| missing ") == 1 + 2 + 3 + 1 + 3 + 3 + 2 + 3

@@ -8,11 +8,11 @@ import math
 import pandas as pd
 
 from .grid import Scale
-from .paper import TableSpec
+from .paper import Metric, TableSpec
 
 CELL_COLUMNS = ["scale", "table", "row", "column", "experiment", "planned_seeds", "completed",
                 "failed", "missing", "values", "mean", "std", "steps", "seq_len",
-                "seconds_per_step", "peak_memory_mb", "errors"]
+                "seconds_per_step", "peak_memory_mb", "errors", "majority"]
 
 
 def planned_seeds(scale: Scale | None, table: TableSpec) -> tuple[int, ...]:
@@ -74,7 +74,19 @@ def cell_line(scale: str, table: TableSpec, row: str, column: str, experiment: s
         "seconds_per_step": mean_or_none(completed["seconds_per_step"]),
         "peak_memory_mb": max_or_none(completed["peak_memory_mb"]),
         "errors": sorted({e for e in failed["error"] if e}),
+        "majority": majority_floor(table, completed),
     }
+
+
+def majority_floor(table: TableSpec, completed: pd.DataFrame) -> float | None:
+    """The accuracy of always answering the most frequent test label (the floor to beat), in the
+    table's units; None for metrics other than accuracy."""
+    if not table.metric.key.endswith("/acc"):
+        return None
+    key = table.metric.key.replace("/acc", "/majority_acc")
+    floor = Metric(key, table.metric.transform)
+    values = [v for v in (floor.value(m) for m in completed["metrics"]) if v is not None]
+    return sum(values) / len(values) if values else None
 
 
 def numbers(series: pd.Series) -> list[float]:

@@ -30,6 +30,10 @@ def metric_vs_length(table: TableSpec, cells: pd.DataFrame, scale: str, path: Pa
         axes.errorbar(runs["seq_len"].astype(float), runs["mean"].astype(float),
                       yerr=runs["std"].fillna(0).astype(float), marker="o", capsize=3,
                       label=methods.get(row_id, row_id))
+    floors = [v for v in done["majority"] if v is not None and not pd.isna(v)]
+    if floors:
+        axes.axhline(sum(floors) / len(floors), color="grey", linestyle="--", linewidth=1,
+                     label="majority class")
     axes.set_xscale("log", base=2)
     axes.set_xlabel("sequence length (tokens)")
     axes.set_ylabel(table.metric.label or table.metric.key)
@@ -70,7 +74,8 @@ def training_curves(table: TableSpec, runs: pd.DataFrame, column_id: str, scale:
             if key in curve:
                 points = curve[["step", key]].dropna()
                 if not points.empty:
-                    axes.plot(points["step"], points[key], label=label, linewidth=1.2)
+                    axes.plot(points["step"], points[key], label=label, linewidth=1.2,
+                              marker="o" if len(points) < 12 else None, markersize=3)
                     plotted = True
     if not plotted:
         plt.close(figure)
@@ -80,8 +85,9 @@ def training_curves(table: TableSpec, runs: pd.DataFrame, column_id: str, scale:
     for axes in (loss_axes, metric_axes):
         axes.grid(alpha=0.3)
         axes.legend(fontsize=7)
-    figure.suptitle(f"{table.id} {column_id} at SCALE={scale} (first seed of each method)",
-                    fontsize=10)
+    column_label = next(c.label for c in table.columns if c.id == column_id)
+    where = f" {column_label}" if len(table.columns) > 1 else ""
+    figure.suptitle(f"{table.id}{where} at SCALE={scale}: first seed of each method", fontsize=10)
     return save(figure, path)
 
 

@@ -174,7 +174,14 @@ def render_table(table: TableSpec, runs: pd.DataFrame, scales: dict[str, Scale])
         out += [f"Metric: {table.metric.label or table.metric.key} from `{table.metric.key}`"
                 f" ({'higher' if table.metric.better == 'higher' else 'lower'} is better).", ""]
         out += [summary_table(table, scale_cells), ""]
-        out += ["Settings of these runs:", "", *settings_block(scale_runs), ""]
+        out += ["Settings of these runs:", "", *settings_block(scale_runs)]
+        floors = [v for v in scale_cells["majority"] if present(v)]
+        if floors:
+            out += [f"- always answering the most frequent test label scores "
+                    f"{format_number(min(floors))}"
+                    + (f"-{format_number(max(floors))}" if max(floors) > min(floors) else "")
+                    + f" ({table.metric.key.replace('/acc', '/majority_acc')}): the floor"]
+        out += [""]
         failures = [(c["experiment"], e) for _, c in scale_cells.iterrows() for e in c["errors"]]
         if failures:
             out += ["Failures:", ""] + [f"- {name}: {error}" for name, error in failures] + [""]
