@@ -23,7 +23,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 import train as train_script  # noqa: E402  (registers the config resolvers)
 
-TASKS = ["lra_listops", "lra_text", "lra_retrieval", "lra_image", "lra_pathfinder"]
+TASKS = ["lra_listops", "lra_text", "lra_retrieval", "lra_image", "lra_pathfinder",
+         "lra_pathfinder_generated"]
 TINY_MODEL = ["model.dim=16", "model.depth=1", "model.heads=2", "model.mlp_dim=32",
               "model.dropout=0.0"]
 CPU = ["trainer=cpu", "trainer.enable_model_summary=false", "callbacks.progress_bar=null"]
@@ -113,6 +114,9 @@ def tiny_data(task: str, data_root: dict) -> list[str]:
         "lra_image": ["data.batch_size=2", f"data.root={data_root['cifar']}"],
         "lra_pathfinder": ["data.batch_size=2", f"data.root={data_root['pathfinder']}",
                            "data.val_fraction=0.2", "data.test_fraction=0.2"],
+        "lra_pathfinder_generated": ["data.batch_size=2", "data.seq_len=256", "data.image_size=16",
+                                     "data.num_train=8", "data.num_val=4", "data.num_test=4",
+                                     "+data.contour_length=4", "+data.distractor_length=2"],
     }[task]
 
 
