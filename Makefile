@@ -50,3 +50,13 @@ reproduce-tables: $(STAMP) ## train the paper tables' rows at SCALE=smoke|cpu|pa
 
 tables: $(STAMP) ## results/tables/*.md and results/figures/*.png from every metrics.json under RUNS_DIR
 	$(PY) experiments/tables.py --runs-root $(RUNS_DIR)
+
+# scaling study: BENCH_ARGS passes options, e.g. BENCH_ARGS="--methods race softmax --max-n 65536"
+BENCH_ARGS ?=
+.PHONY: scaling scaling-gpu
+
+scaling: $(STAMP) ## one-layer scaling study on the CPU (fp32): results/scaling/cpu-<date>.{csv,png,md}
+	$(PY) -m race.bench run --device cpu $(BENCH_ARGS)
+
+scaling-gpu: $(STAMP) ## the same on CUDA under bf16 autocast: results/scaling/cuda-<date>.{csv,png,md}
+	$(PY) -m race.bench run --device cuda $(BENCH_ARGS)
