@@ -5,12 +5,17 @@
 
 Instantiates data, model, callbacks, loggers and trainer from the config, trains, evaluates
 the best checkpoint on val and test, and writes metrics.json in the run folder (also when the
-run fails: status "failed" and the exception, then the exception is raised again).
+run fails: status "failed" and the exception, then the exception is raised again). Config errors
+stop the run before any data work (race.config_checks); SIGTERM/SIGINT save a resumable
+checkpoints/last.ckpt, record status "interrupted" and exit with 128 + the signal
+(race.tasks.guards); a failing job of a multirun is recorded and the others still run, then the
+multirun exits non-zero with a summary (race.multirun_summary).
 """
 
 from __future__ import annotations
 
 import inspect
+import logging
 import os
 import socket
 import sys
@@ -22,11 +27,14 @@ from pathlib import Path
 import hydra
 import lightning as L
 import torch
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.utilities.rank_zero import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 
 from race.attention import build_attention
+from race.config_checks import check_config, explain_unknown_override
 from race.tasks import (
     PeakMemoryMonitor,
     SpeedMonitor,
@@ -35,8 +43,10 @@ from race.tasks import (
     write_metrics_json,
 )
 from race.tasks.classification import split_attention
+from race.tasks.guards import RunInterrupted
 
 REPO_DIR = Path(__file__).resolve().parent
+log = logging.getLogger(__name__)
 
 
 def default_precision() -> str:
@@ -109,6 +119,7 @@ def train(cfg: DictConfig) -> dict:
     try:
         L.seed_everything(cfg.seed, workers=True)
         check_attention(cfg)
+        check_config(cfg)  # incompatible choices fail here, before any data work
         datamodule = hydra.utils.instantiate(cfg.data)
         module = hydra.utils.instantiate(
             cfg.module,
@@ -148,7 +159,7 @@ def train(cfg: DictConfig) -> dict:
         record["status"] = "completed"
         return record
     except BaseException as error:
-        record["status"] = "failed"
+        record["status"] = "interrupted" if isinstance(error, RunInterrupted) else "failed"
         record["error"] = {"type": type(error).__name__, "message": str(error),
                            "traceback": traceback.format_exc()}
         raise
@@ -204,9 +215,32 @@ def finish_wandb(failed: bool) -> None:
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="train")
 def main(cfg: DictConfig) -> float | None:
-    record = train(cfg)
+    global task_started
+    task_started = True
+    try:
+        record = train(cfg)
+    except RunInterrupted as interrupted:  # SIGTERM / SIGINT: 128 + the signal, as a shell does
+        print(f"Interrupted: {interrupted}", file=sys.stderr)
+        sys.exit(128 + interrupted.signum)
+    except Exception:
+        if HydraConfig.get().mode != RunMode.MULTIRUN:
+            raise
+        # a failing job of a multirun recorded its failure in metrics.json; let the others run
+        # (race.multirun_summary reports it and exits non-zero when the multirun ends)
+        log.exception("job failed (recorded in %s)", Path(cfg.paths.output_dir) / "metrics.json")
+        return None
     return record["metrics"].get("val/acc")
 
 
+task_started = False  # main() began: a later failure is the run's, not the config's
+
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except SystemExit as exit_:
+        if exit_.code and not task_started:  # Hydra rejected the command line
+            hint = explain_unknown_override(REPO_DIR / "conf", "train",
+                                            [a for a in sys.argv[1:] if not a.startswith("-")])
+            if hint:
+                print(hint, file=sys.stderr)
+        raise

@@ -16,6 +16,7 @@ from torch.utils.data import DataLoader, Dataset, Subset
 
 from .cache import default_data_dir
 from .collate import ClassificationCollate
+from .resumable import EpochSeededSampler, resume_position
 
 SPLITS = ("train", "val", "test")
 
@@ -78,13 +79,21 @@ class TokenDataModule(L.LightningDataModule):
         return self.splits[split]
 
     def _loader(self, split: str, shuffle: bool) -> DataLoader:
-        # A seeded generator makes the shuffling order a function of `seed` alone.
-        generator = torch.Generator().manual_seed(self.seed) if shuffle else None
+        dataset = self.dataset(split)
+        sampler = None
+        if shuffle:
+            # the order of epoch e is a function of (seed, e), and a run resumed from a
+            # mid-epoch checkpoint starts at the batch it stopped at (race.data.resumable)
+            epoch, batches_done = resume_position(getattr(self, "trainer", None))
+            world_size = getattr(getattr(self, "trainer", None), "world_size", 1)
+            start = batches_done * self.batch_size * world_size
+            # a checkpoint from the end of an epoch: Lightning starts the next one afresh
+            sampler = EpochSeededSampler(len(dataset), self.seed, epoch,
+                                         start=start if start < len(dataset) else 0)
         return DataLoader(
-            self.dataset(split),
+            dataset,
             batch_size=self.batch_size,
-            shuffle=shuffle,
-            generator=generator,
+            sampler=sampler,
             num_workers=self.num_workers,
             persistent_workers=self.num_workers > 0,
             pin_memory=torch.cuda.is_available(),
