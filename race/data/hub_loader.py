@@ -13,6 +13,8 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 
+from .local_files import find_unreadable
+
 _BUILDER_BY_SUFFIX = {".parquet": "parquet", ".csv": "csv", ".json": "json", ".jsonl": "json"}
 
 
@@ -58,7 +60,16 @@ def load_hf_dataset(
             )
         if (path / "dataset_dict.json").exists():
             return datasets.load_from_disk(str(path))
-        return datasets.load_dataset(str(path), cache_dir=cache_dir)
+        try:
+            return datasets.load_dataset(str(path), cache_dir=cache_dir)
+        except Exception as error:  # name the file at fault: `datasets` often does not
+            unreadable = find_unreadable(path)
+            detail = "; ".join(unreadable) if unreadable else f"{type(error).__name__}: {error}"
+            raise ValueError(
+                f"{option}={str(local_path)!r} is not a readable copy of {name!r}: {detail}. "
+                "Expected the hub's data files (parquet, csv or json(l), named by split: "
+                "train*, test*); re-copy the damaged file."
+            ) from error
     try:
         return datasets.load_dataset(name, cache_dir=cache_dir)
     except Exception as error:  # offline, not cached, renamed...: one actionable message

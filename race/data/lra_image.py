@@ -39,7 +39,14 @@ def load_cifar10_grey(root: Path, train: bool) -> FixedLengthTokenDataset:
         cifar = torchvision.datasets.CIFAR10(root=str(root), train=train, download=False)
     except RuntimeError as error:
         folder = root / "cifar-10-batches-py"
-        problem = "is missing" if not folder.exists() else "is incomplete or corrupted (md5)"
+        problem = "is missing"
+        if folder.exists():
+            from torchvision.datasets.utils import check_integrity
+
+            files = torchvision.datasets.CIFAR10.train_list + torchvision.datasets.CIFAR10.test_list
+            bad = [name for name, md5 in files if not check_integrity(str(folder / name), md5)]
+            problem = (f"has missing or damaged files {bad} (expected the release's pickled "
+                       "batches with their md5 sums)")
         raise FileNotFoundError(
             f"CIFAR-10 {folder} {problem}. Get it on a machine with network access with "
             f"torchvision.datasets.CIFAR10(root={str(root)!r}, download=True) (or download and "

@@ -20,6 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .local_files import find_unreadable
+
 SPLITS = ("train", "val", "test")
 
 
@@ -132,16 +134,25 @@ def _load_local_copy(spec: TextDatasetSpec, hub_split: str, path: Path, cache_di
         loaded = datasets.load_dataset(str(path), data_dir=data_dir,
                                        cache_dir=None if cache_dir is None else str(cache_dir))
     except Exception as error:
+        unreadable = find_unreadable(path / data_dir if data_dir else path)
+        detail = "; ".join(unreadable) if unreadable else f"{type(error).__name__}: {error}"
         raise DatasetUnavailableError(
             f"could not read {path} as a local copy of {spec.describe()}: "
-            f"{type(error).__name__}: {error}. data.data_path must hold the hub's files "
+            f"{detail}. data.data_path must hold the hub's files "
             f"(parquet, json/jsonl or csv, named by split: train*, validation*, test*)"
         ) from error
     if hub_split not in loaded:
         raise DatasetUnavailableError(
             f"the local copy {path} of {spec.describe()} has splits {sorted(loaded)} but "
             f"not {hub_split!r}")
-    return loaded[hub_split]
+    split = loaded[hub_split]
+    expected = [*spec.text_fields, *([spec.label_field] if spec.label_field else [])]
+    missing = [column for column in expected if column not in split.column_names]
+    if missing:
+        raise ValueError(
+            f"the {hub_split!r} split of {path} (a local copy of {spec.describe()}) lacks "
+            f"column(s) {missing}: it has {split.column_names}, expected {expected} as on the hub")
+    return split
 
 
 def carve_indices(n: int, val_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
