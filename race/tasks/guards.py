@@ -69,14 +69,18 @@ class NonFiniteGuard(L.Callback):
         self.max_consecutive_skips = max_consecutive_skips
         self.skipped, self.consecutive = 0, 0
         self.batch, self.batch_idx = None, None
+        self.loss = torch.tensor(float("nan"))
         self.skip_this_step = False
 
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
         self.batch, self.batch_idx, self.skip_this_step = batch, batch_idx, False
 
     def on_before_backward(self, trainer, pl_module, loss):
-        if not torch.isfinite(loss.detach()).all():
-            self.handle(trainer, f"loss is {float(loss.detach().float())}", loss)
+        self.loss = loss.detach()
+        # with several processes only the gradients (all-reduced, so the same on every rank)
+        # decide: a rank stopping alone on its own loss would leave the others waiting
+        if trainer.world_size == 1 and not torch.isfinite(self.loss).all():
+            self.handle(trainer, f"loss is {float(self.loss.float())}", self.loss)
 
     def on_before_optimizer_step(self, trainer, pl_module, optimizer):
         # under 16-mixed the GradScaler already skips steps with infinite gradients
@@ -84,7 +88,8 @@ class NonFiniteGuard(L.Callback):
         if self.check_gradients and not scaled and not self.skip_this_step:
             grads = [p.grad for p in pl_module.parameters() if p.grad is not None]
             if grads and not torch.stack([g.isfinite().all() for g in grads]).all():
-                self.handle(trainer, "a gradient is not finite", None)
+                self.handle(trainer, f"a gradient is not finite (loss {float(self.loss.float())})",
+                            self.loss)
         if self.skip_this_step:
             # Adam/AdamW/SGD leave parameters without a gradient untouched
             optimizer.zero_grad(set_to_none=True)
