@@ -13,8 +13,8 @@ import math
 import torch
 from torch import nn
 
-from .base import Attention, keep_mask
-from .causal_linear import DEFAULT_CHUNK, causal_product, linear_attention
+from .base import HALF_DTYPES, Attention, keep_mask
+from .causal_linear import DEFAULT_CHUNK, causal_product, feature_attention
 from .recurrent import linear_attention_step
 
 NORMALIZATIONS = ("paper", "bucket")
@@ -34,12 +34,20 @@ def corners(hyperplanes: int, device=None, dtype=None) -> torch.Tensor:
 def soft_hash(x, planes, tau):
     """Soft bucket assignment of RACE.md section 2, concatenated over tables.
 
-    x (b, h, n, d), planes (l, p, d), tau scalar -> phi(x) (b, h, n, l * 2**p), each table's
-    block a probability vector over its buckets.
+    x (..., n, d), planes (l, p, d), tau scalar -> phi(x) (..., n, l * 2**p), each table's
+    block a probability vector over its buckets, ordered as `corners`.
     """
-    z = torch.tanh(torch.einsum("bhnd,lpd->bhnlp", x, planes))  # (b, h, n, l, p)
-    logits = z @ corners(planes.shape[1], x.device, x.dtype).T / tau  # (b, h, n, l, r)
-    return logits.softmax(-1).flatten(-2)  # (b, h, n, s)
+    tables, hyperplanes, _ = planes.shape
+    z = torch.tanh(x @ planes.flatten(0, 1).T)  # (..., n, l * p)
+    # softmax_r(z . c_r / tau) factorises over the hyperplanes, since c_r is a sign per plane:
+    # phi_r = prod_p sigmoid(2 c_rp z_p / tau). P sigmoids replace 2**P exponentials.
+    up = torch.sigmoid(z * (2 / tau)).unflatten(-1, (tables, hyperplanes))  # (..., n, l, p)
+    down = torch.sigmoid(z * (-2 / tau)).unflatten(-1, (tables, hyperplanes))
+    phi = None
+    for p in range(hyperplanes):  # the first plane is the most significant corner digit
+        bit = torch.stack([down[..., p], up[..., p]], -1)  # (..., n, l, 2)
+        phi = bit if phi is None else (phi.unsqueeze(-1) * bit.unsqueeze(-2)).flatten(-2)
+    return phi.flatten(-2)  # (..., n, s)
 
 
 def race_attention(
@@ -63,13 +71,17 @@ def race_attention(
     """
     if normalization not in NORMALIZATIONS:
         raise ValueError(f"normalization must be one of {NORMALIZATIONS}, got {normalization!r}")
+    if normalization == "paper":
+        # linear attention over phi, the features recomputed block by block (memory O(N D))
+        tau = torch.as_tensor(tau, dtype=planes.dtype, device=q.device)
+        keep = keep_mask(key_padding_mask, q)
+        return feature_attention(q, k, v, soft_hash, (planes, tau), causal=causal, keep=keep,
+                                 eps=eps, chunk=chunk)
     q_features = soft_hash(q, planes, tau)
     k_features = soft_hash(k, planes, tau)
     keep = keep_mask(key_padding_mask, k_features)
     if keep is not None:  # a padded key holds no mass in any bucket
         k_features = k_features * keep
-    if normalization == "paper":
-        return linear_attention(q_features, k_features, v, causal=causal, eps=eps, chunk=chunk)
     if causal:
         # bucket means at time t: divide the query's weights by the prefix counts A_t
         counts = k_features.cumsum(-2)  # (b, h, n, s)
@@ -154,9 +166,18 @@ class RaceAttention(Attention):
             f"temperature={self.temperature!r}"
         )
 
+    # The paper form upcasts block by block itself, so half inputs are never copied whole.
+    float32_internal = False
+
     def attend(self, q, k, v, causal, key_padding_mask):
-        tau = self.tau().to(q.dtype)
-        planes = self.planes.to(q.dtype)
+        half = q.dtype in HALF_DTYPES or torch.is_autocast_enabled(q.device.type)
+        if half and self.normalization == "bucket":
+            with torch.autocast(device_type=q.device.type, enabled=False):
+                out = self.attend(q.float(), k.float(), v.float(), causal, key_padding_mask)
+            return out.to(q.dtype)
+        work = torch.promote_types(q.dtype, torch.float32)
+        tau = self.tau().to(work)
+        planes = self.planes.to(work)
         outputs = [
             race_attention(
                 q,
@@ -176,6 +197,11 @@ class RaceAttention(Attention):
 
     def decode(self, q, k, v, cache):
         """One token with the running per-bucket sums of each ensemble as the state."""
+        if q.dtype in HALF_DTYPES or torch.is_autocast_enabled(q.device.type):
+            # float32_internal is off for the fused path; decoding still runs in float32
+            with torch.autocast(device_type=q.device.type, enabled=False):
+                out, cache = self.decode(q.float(), k.float(), v.float(), cache)
+            return out.to(q.dtype), cache
         tau = self.tau().to(q.dtype)
         planes = self.planes.to(q.dtype)
         states = cache if cache is not None else [None] * self.ensembles
