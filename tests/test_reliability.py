@@ -251,3 +251,18 @@ def test_bf16_autocast_keeps_every_attention_finite(attention, listops_batch):
     for name, parameter in model.named_parameters():
         if parameter.grad is not None:
             assert torch.isfinite(parameter.grad).all(), f"{attention}: {name}"
+
+
+def test_signal_during_the_last_validation_stops_before_evaluation(tmp_path):
+    overrides = [*TINY, f"paths.data_dir={tmp_path / 'data'}", "trainer.max_steps=4",
+                 "trainer.val_check_interval=4",
+                 "+callbacks.signal._target_=race.tasks.fault_injection.SignalAtStep",
+                 "+callbacks.signal.step=4", "+callbacks.signal.when=validation_end"]
+    with pytest.raises(train_script.RunInterrupted, match="SIGTERM received"):
+        train_script.train(compose_run(overrides, tmp_path / "run"))
+    record = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert record["status"] == "interrupted" and record["global_step"] == 4
+    assert "test/acc" not in (record.get("metrics") or {})  # evaluation did not start
+    checkpoint = torch.load(tmp_path / "run" / "checkpoints" / "last.ckpt", weights_only=False)
+    assert checkpoint["global_step"] == 4
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # the handlers were restored

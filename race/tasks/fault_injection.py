@@ -6,6 +6,8 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import time
 
 import lightning as L
@@ -46,3 +48,21 @@ class SlowSteps(L.Callback):
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
         time.sleep(self.seconds)
+
+
+class SignalAtStep(L.Callback):
+    """Send `signum` (SIGTERM by default) to this process when global step `step` is reached:
+    after that training batch, or with when="validation_end" after the validation there."""
+
+    def __init__(self, step: int, signum: int = signal.SIGTERM, when: str = "train_batch_end"):
+        if when not in ("train_batch_end", "validation_end"):
+            raise ValueError(f"when must be train_batch_end or validation_end, got {when!r}")
+        self.step, self.signum, self.when = step, int(signum), when
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        if self.when == "train_batch_end" and trainer.global_step == self.step:
+            os.kill(os.getpid(), self.signum)
+
+    def on_validation_end(self, trainer, pl_module):
+        if self.when == "validation_end" and trainer.global_step == self.step:
+            os.kill(os.getpid(), self.signum)

@@ -165,7 +165,8 @@ class InterruptCheckpoint(L.Callback):
     batch, where the previous step and its validation are complete, so resuming with
     ckpt_path=<dirpath>/last.ckpt continues exactly (the RNG states are in the checkpoint, and
     race.data.resumable restarts the epoch at the batch it stopped at). A second signal while
-    the checkpoint is being written is ignored; the handlers are restored when the fit ends.
+    the checkpoint is being written is ignored; the handlers are restored when training ends
+    (a signal during the last validation stops the run there, before val/test evaluation).
     """
 
     SIGNALS = (signal.SIGTERM, signal.SIGINT)
@@ -199,6 +200,8 @@ class InterruptCheckpoint(L.Callback):
         self.previous = {}
 
     def on_train_end(self, trainer, pl_module):
+        if self.received is not None:  # during the last validation: training is complete,
+            self.stop(trainer, fetched_this_batch=False)  # but evaluation must not start
         self.restore_handlers()
 
     def on_exception(self, trainer, pl_module, exception):
@@ -207,8 +210,10 @@ class InterruptCheckpoint(L.Callback):
     # stopping
 
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
-        if self.received is None:
-            return
+        if self.received is not None:
+            self.stop(trainer, fetched_this_batch=True)
+
+    def stop(self, trainer, fetched_this_batch: bool) -> None:
         signum = self.received
         for s in self.SIGNALS:  # the checkpoint must not be cut in half by a second Ctrl+C
             signal.signal(s, signal.SIG_IGN)
@@ -216,12 +221,13 @@ class InterruptCheckpoint(L.Callback):
         if trainer.global_step > 0:
             # a temporary file moved into place: a kill during the write leaves the old file
             partial = self.path.with_name(self.path.name + ".partial")
-            # Lightning counted this batch as fetched before calling the hook; the checkpoint
-            # holds the state after the previous step, so resume at this batch (and validate on
-            # the same schedule: it counts validation steps from the total of fetched batches)
-            progress = trainer.fit_loop.epoch_loop.batch_progress
-            progress.total.ready -= 1
-            progress.current.ready -= 1
+            if fetched_this_batch:
+                # Lightning counted this batch as fetched before calling the hook; the
+                # checkpoint holds the state after the previous step, so resume at this batch
+                # (and validate on the same schedule: it counts from the fetched batches)
+                progress = trainer.fit_loop.epoch_loop.batch_progress
+                progress.total.ready -= 1
+                progress.current.ready -= 1
             trainer.save_checkpoint(partial)
             if trainer.global_rank == 0:
                 os.replace(partial, self.path)
