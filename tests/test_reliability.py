@@ -40,6 +40,11 @@ def run_cli(args: list[str], timeout: float = 240, **popen) -> subprocess.Comple
                           text=True, timeout=timeout, **popen)
 
 
+def compose_run(overrides: list[str], output_dir: Path):
+    with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
+        return compose("train", overrides=[*overrides, f"paths.output_dir={output_dir}"])
+
+
 # config errors: non-zero exit, the valid choices in the message, no data work
 
 
@@ -82,6 +87,20 @@ def test_config_error_fails_before_any_work(case, tmp_path):
         assert record["status"] == "failed" and record["global_step"] == 0
 
 
+@pytest.mark.parametrize("overrides, message", [
+    (["ckpt_path=/nowhere/last.ckpt"], "ckpt_path=/nowhere/last.ckpt does not exist"),
+    (["eval_ckpt=first"], "choose one of: best, last"),
+    (["+data.batchsize=8"], r"does not take batchsize \(did you mean batch_size\?\)"),
+    (["+callbacks.model_checkpoint.monitr=val/loss"], "did you mean monitor"),
+    (["+module.optimiser.lr=1"], "valid keys: .*optimizer"),
+])
+def test_check_config_names_the_fix(overrides, message, tmp_path):
+    from race.config_checks import check_config
+
+    with pytest.raises(ValueError, match=message):
+        check_config(compose_run([*TINY, *overrides], tmp_path))
+
+
 # non-finite loss
 
 
@@ -98,11 +117,6 @@ def test_nonfinite_loss_stops_with_the_batch_saved(tmp_path):
     record = json.loads((run_dir / "metrics.json").read_text())
     assert record["status"] == "failed" and record["error"]["type"] == "NonFiniteLossError"
     assert record["global_step"] == 2
-
-
-def compose_run(overrides: list[str], output_dir: Path):
-    with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
-        return compose("train", overrides=[*overrides, f"paths.output_dir={output_dir}"])
 
 
 def test_nonfinite_skip_option_skips_the_step(tmp_path):
