@@ -33,7 +33,6 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.utilities.rank_zero import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 
-from race.attention import build_attention
 from race.config_checks import check_config, explain_unknown_override
 from race.tasks import (
     PeakMemoryMonitor,
@@ -42,7 +41,6 @@ from race.tasks import (
     library_versions,
     write_metrics_json,
 )
-from race.tasks.classification import split_attention
 from race.tasks.guards import RunInterrupted
 
 REPO_DIR = Path(__file__).resolve().parent
@@ -67,15 +65,6 @@ register_resolvers()
 # (read by wandb.init, which runs later, when the logger starts).
 os.environ.setdefault("WANDB_MODE", "offline")
 os.environ.setdefault("WANDB_SILENT", "true")
-
-
-def check_attention(cfg: DictConfig) -> None:
-    """Fail on an unknown attention or option now, before any data is generated or loaded."""
-    name, options = split_attention(OmegaConf.to_container(cfg.attn, resolve=True))
-    heads = int(cfg.model.heads)
-    if int(cfg.model.dim) % heads:
-        raise ValueError(f"model.dim={cfg.model.dim} must be divisible by model.heads={heads}")
-    build_attention(name, head_dim=int(cfg.model.dim) // heads, num_heads=heads, **options)
 
 
 # what a task module may need to know of its data (docs/CONTRACTS.md); each module gets the
@@ -118,8 +107,7 @@ def train(cfg: DictConfig) -> dict:
     callbacks: list = []
     try:
         L.seed_everything(cfg.seed, workers=True)
-        check_attention(cfg)
-        check_config(cfg)  # incompatible choices fail here, before any data work
+        check_config(cfg)  # bad keys, attention options and choices fail before any data work
         datamodule = hydra.utils.instantiate(cfg.data)
         module = hydra.utils.instantiate(
             cfg.module,

@@ -20,7 +20,8 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
-from race.attention import attention_options, available_attention, build_attention
+from race.attention import ATTENTION, attention_options, available_attention, build_attention
+from race.tasks.classification import split_attention
 
 NONFINITE_ACTIONS = ("stop", "skip")  # race.tasks.guards.NONFINITE_ACTIONS (not imported:
 EVAL_CHECKPOINTS = ("best", "last")  # this module stays importable without Lightning)
@@ -96,11 +97,11 @@ def check_target_keys(node: DictConfig, where: str, passed_by_train=()) -> None:
 
 
 def attention_of(cfg: DictConfig) -> tuple[str, dict]:
-    options = OmegaConf.to_container(cfg.attn, resolve=True)
-    name = options.pop("name", None)
-    if name is None:
-        raise ValueError("the attn config needs a name (one of "
-                         f"{', '.join(available_attention())})")
+    """(name, options) of the run's attention, as the model will build it."""
+    name, options = split_attention(OmegaConf.to_container(cfg.attn, resolve=True))
+    if name in ATTENTION and "max_seq_len" in attention_options(name):
+        if options.get("max_seq_len") is None:  # the model gives it its own length
+            options["max_seq_len"] = int((cfg.get("data") or {}).get("seq_len") or 1)
     return name, options
 
 

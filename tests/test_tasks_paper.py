@@ -194,8 +194,8 @@ def test_causal_task_refuses_linformer_before_reading_data(data_root, tmp_path):
 
 def test_linformer_runs_masked_lm_and_images(data_root, tmp_path, skip_cifar_md5):
     """Non-causal tasks take every attention; image tasks have no data.seq_len, so linformer
-    is given its length (the number of pixel tokens) explicitly."""
-    runs = {"mlm_tinystories": [], "fashion_mnist": ["attn.max_seq_len=784"]}
+    takes the model's length (the number of pixel tokens)."""
+    runs = {"mlm_tinystories": [], "fashion_mnist": []}
     for task, extra in runs.items():
         overrides = [f"task={task}", "attn=linformer", "attn.k=8", *CPU, *TINY_MODEL,
                      *tiny_data(task, data_root), *extra, "trainer.fast_dev_run=true"]

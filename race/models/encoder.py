@@ -5,6 +5,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from race.attention import attention_options as attention_options_of
+
 from .block import TransformerStack
 from .embeddings import TokenEmbedding
 
@@ -26,6 +28,8 @@ class TransformerEncoder(nn.Module):
         self.embedding = TokenEmbedding(vocab_size, dim, max_seq_len, positions, dropout)
         self.cls = nn.Parameter(torch.randn(1, 1, dim) * 0.02) if cls_token else None
         options = dict(attention_options or {})
+        if "max_seq_len" in attention_options_of(attention) and options.get("max_seq_len") is None:
+            options["max_seq_len"] = max_seq_len  # an attention that needs the length gets ours
         if cls_token and options.get("max_seq_len") is not None:
             # attention configured for the data's length (linformer) also sees the CLS token
             options["max_seq_len"] = int(options["max_seq_len"]) + 1
