@@ -203,7 +203,7 @@ def test_released_tsv_format(tmp_path):
     assert batch["input_ids"].shape == (2, 16)
     with pytest.raises(ValueError, match="seq_len >= 9"):
         ListOpsReleasedDataModule(seq_len=8, data_dir=tmp_path).setup()
-    with pytest.raises(FileNotFoundError, match=r"lra_release\.gz.*data\.local_path"):
+    with pytest.raises(FileNotFoundError, match=r"lra_release\.gz.*data\.data_path"):
         ListOpsReleasedDataModule(data_dir=tmp_path / "empty").setup()
 
 

@@ -64,7 +64,7 @@ def test_grey_conversion_matches_pil():
 
 def test_tiny_cifar10_through_torchvision(tmp_path, skip_md5):
     batches = write_tiny_cifar10(tmp_path)
-    dm = LRAImageDataModule(root=tmp_path, batch_size=3, data_dir=tmp_path / "unused")
+    dm = LRAImageDataModule(data_path=tmp_path, batch_size=3, data_dir=tmp_path / "unused")
     assert (dm.num_classes, dm.vocab_size, dm.seq_len, dm.pad_id) == (10, 256, 1024, 0)
     dm.setup()
     assert len(dm.dataset("train")) == 5 * PER_BATCH and len(dm.dataset("test")) == PER_BATCH
@@ -85,14 +85,14 @@ def test_tiny_cifar10_through_torchvision(tmp_path, skip_md5):
 
 def test_val_holdout(tmp_path, skip_md5):
     write_tiny_cifar10(tmp_path)
-    dm = LRAImageDataModule(root=tmp_path, val_size=5, data_dir=tmp_path)
+    dm = LRAImageDataModule(data_path=tmp_path, val_size=5, data_dir=tmp_path)
     dm.setup()
     assert [len(dm.dataset(s)) for s in ("train", "val", "test")] == [15, 5, 4]
 
 
 def test_missing_cifar_says_how_to_get_it(tmp_path):
-    dm = LRAImageDataModule(root=tmp_path, data_dir=tmp_path)
-    with pytest.raises(FileNotFoundError, match=r"is missing.*download=True.*data\.root"):
+    dm = LRAImageDataModule(data_path=tmp_path, data_dir=tmp_path)
+    with pytest.raises(FileNotFoundError, match=r"is missing.*download=True.*data\.data_path"):
         dm.setup()
     with pytest.raises(ValueError, match="1024"):
         LRAImageDataModule(seq_len=2048)

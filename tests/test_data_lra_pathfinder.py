@@ -147,11 +147,12 @@ def test_released_layout(tmp_path):
     assert len(list(tmp_path.glob("pathfinder-released_pathfinder32_curv_baseline_*.pt"))) == 1
 
     with pytest.raises(ValueError, match="seq_len=64"):
-        PathfinderDataModule(seq_len=1024, root=root, data_dir=tmp_path).setup()
+        PathfinderDataModule(seq_len=1024, data_path=root, data_dir=tmp_path).setup()
 
 
 def test_missing_release_says_where_to_get_it(tmp_path):
-    with pytest.raises(FileNotFoundError, match=r"lra_release\.gz.*data\.root.*PathfinderLike"):
+    expected = r"lra_release\.gz.*data\.data_path.*PathfinderLike"
+    with pytest.raises(FileNotFoundError, match=expected):
         PathfinderDataModule(data_dir=tmp_path).setup()
 
 
@@ -160,7 +161,7 @@ def test_missing_image_is_named(tmp_path):
     write_release(root)
     (root / "imgs" / "1" / "sample_3.png").unlink()
     with pytest.raises(FileNotFoundError, match=r"sample_3\.png is listed in"):
-        PathfinderDataModule(seq_len=64, root=root, data_dir=tmp_path).setup()
+        PathfinderDataModule(seq_len=64, data_path=root, data_dir=tmp_path).setup()
 
 
 def test_impossible_generator_settings_raise():

@@ -28,7 +28,7 @@ def write_release(folder, rows=ROWS):
 
 def test_released_tsv_files(tmp_path):
     folder = write_release(tmp_path / "lra_release" / "tsv_data")
-    dm = LRARetrievalDataModule(seq_len=32, local_path=folder, batch_size=2, data_dir=tmp_path)
+    dm = LRARetrievalDataModule(seq_len=32, data_path=folder, batch_size=2, data_dir=tmp_path)
     assert (dm.num_classes, dm.vocab_size, dm.seq_len, dm.pad_id) == (2, 257, 32, 0)
     dm.setup()
     assert [len(dm.dataset(s)) for s in ("train", "val", "test")] == [3, 1, 2]
@@ -63,12 +63,12 @@ def test_default_location_is_data_dir(tmp_path):
 
 def test_missing_release_says_where_to_get_it(tmp_path):
     dm = LRARetrievalDataModule(data_dir=tmp_path)
-    with pytest.raises(FileNotFoundError, match=r"lra_release\.gz.*data\.local_path"):
+    with pytest.raises(FileNotFoundError, match=r"lra_release\.gz.*data\.data_path"):
         dm.setup()
 
 
 def test_malformed_row_names_the_line(tmp_path):
     rows = {**ROWS, "eval": [(0, "e1", "e2", "only four fields")]}
-    dm = LRARetrievalDataModule(local_path=write_release(tmp_path / "tsv", rows), data_dir=tmp_path)
+    dm = LRARetrievalDataModule(data_path=write_release(tmp_path / "tsv", rows), data_dir=tmp_path)
     with pytest.raises(ValueError, match=r"new_aan_pairs\.eval\.tsv:1 .*5 tab-separated"):
         dm.setup()

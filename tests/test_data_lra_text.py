@@ -32,9 +32,7 @@ def test_byte_tokenizer_round_trip_and_truncation():
 
 def test_local_hub_copy(tmp_path):
     path = write_hub_layout(tmp_path)
-    dm = LRATextDataModule(
-        seq_len=16, local_path=path, hf_cache_dir=tmp_path / "hf", batch_size=4, data_dir=tmp_path
-    )
+    dm = LRATextDataModule(seq_len=16, data_path=path, batch_size=4, data_dir=tmp_path)
     assert (dm.num_classes, dm.vocab_size, dm.seq_len, dm.pad_id) == (2, 257, 16, 0)
     dm.setup()
     assert len(dm.dataset("train")) == len(TRAIN) and len(dm.dataset("test")) == len(TEST)
@@ -51,20 +49,9 @@ def test_local_hub_copy(tmp_path):
     assert byte_tokenizer.decode(batch["input_ids"][1]) == "superb acting"
 
 
-def test_parquet_files_mapping_and_val_holdout(tmp_path):
+def test_parquet_folder_and_val_holdout(tmp_path):
     path = write_hub_layout(tmp_path) / "plain_text"
-    files = {
-        "train": str(path / "train-00000-of-00001.parquet"),
-        "test": str(path / "test-00000-of-00001.parquet"),
-    }
-    dm = LRATextDataModule(
-        seq_len=64,
-        local_path=files,
-        val_size=2,
-        hf_cache_dir=tmp_path / "hf",
-        batch_size=8,
-        data_dir=tmp_path,
-    )
+    dm = LRATextDataModule(seq_len=64, data_path=path, val_size=2, batch_size=8, data_dir=tmp_path)
     dm.setup()
     assert [len(dm.dataset(s)) for s in ("train", "val", "test")] == [3, 2, 3]
     batch = next(iter(dm.train_dataloader()))
@@ -77,15 +64,15 @@ def test_wrong_columns_are_named(tmp_path):
     folder.mkdir()
     for split in ("train", "test"):
         pd.DataFrame({"review": ["x"], "label": [0]}).to_parquet(folder / f"{split}.parquet")
-    dm = LRATextDataModule(local_path=folder, hf_cache_dir=tmp_path / "hf", data_dir=tmp_path)
+    dm = LRATextDataModule(data_path=folder, data_dir=tmp_path)
     with pytest.raises(ValueError, match=r"lacks column\(s\) \['text'\]"):
         dm.setup()
 
 
 def test_offline_without_local_copy_names_dataset_and_option(tmp_path):
-    dm = LRATextDataModule(hf_cache_dir=tmp_path / "hf", data_dir=tmp_path)
-    with pytest.raises(FileNotFoundError, match=r"stanfordnlp/imdb.*data\.local_path"):
+    dm = LRATextDataModule(data_dir=tmp_path)
+    with pytest.raises(FileNotFoundError, match=r"stanfordnlp/imdb.*data\.data_path"):
         dm.setup()
-    missing = LRATextDataModule(local_path=tmp_path / "nowhere", data_dir=tmp_path)
+    missing = LRATextDataModule(data_path=tmp_path / "nowhere", data_dir=tmp_path)
     with pytest.raises(FileNotFoundError, match="does not exist"):
         missing.setup()

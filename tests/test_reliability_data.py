@@ -11,7 +11,6 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from race.data.hub_loader import load_hf_dataset
 from race.data.listops_release import ListOpsReleasedDataModule
 from race.data.lra_image import LRAImageDataModule
 from race.data.text_sources import load_text_split, text_dataset_spec
@@ -29,17 +28,6 @@ def write_imdb_copy(root, columns=("text", "label")):
 def cut_in_half(path):
     data = path.read_bytes()
     path.write_bytes(data[: len(data) // 2])
-
-
-def test_truncated_parquet_is_named_by_the_hub_loader(tmp_path):
-    copy, train_file = write_imdb_copy(tmp_path)
-    cut_in_half(train_file)
-    with pytest.raises(ValueError) as error:
-        load_hf_dataset("stanfordnlp/imdb", copy, cache_dir=tmp_path / "cache")
-    message = str(error.value)
-    assert f"{train_file}: expected a complete parquet file" in message
-    assert "test-00000" not in message  # only the damaged file is blamed
-    assert "data.local_path" in message
 
 
 def test_truncated_parquet_is_named_by_the_text_loader(tmp_path):
@@ -62,7 +50,7 @@ def test_local_copy_with_wrong_columns_names_them(tmp_path):
 def test_listops_tsv_with_the_wrong_header_names_file_and_header(tmp_path):
     for name in ("basic_train.tsv", "basic_val.tsv", "basic_test.tsv"):
         (tmp_path / name).write_text("text\tlabel\n[MAX 2 9 ]\t9\n")
-    module = ListOpsReleasedDataModule(seq_len=16, local_path=tmp_path, data_dir=tmp_path)
+    module = ListOpsReleasedDataModule(seq_len=16, data_path=tmp_path, data_dir=tmp_path)
     with pytest.raises(ValueError, match="basic_train.tsv should start with the header "
                                          "'Source<TAB>Target'"):
         module.setup()
@@ -77,7 +65,7 @@ def test_damaged_cifar_batch_is_named(tmp_path):
             pickle.dump({"data": rng.integers(0, 256, (2, 3072), dtype=np.uint8),
                          "labels": [0, 1]}, handle)
     (folder / "data_batch_3").unlink()
-    module = LRAImageDataModule(root=tmp_path, data_dir=tmp_path)
+    module = LRAImageDataModule(data_path=tmp_path, data_dir=tmp_path)
     with pytest.raises(FileNotFoundError, match=r"missing or damaged files \['data_batch_1'"
                                                 r".*'data_batch_3'.*'test_batch'\]"):
         module.setup()

@@ -107,12 +107,11 @@ def tiny_data(task: str, data_root: dict) -> list[str]:
     common = [f"paths.data_dir={data_root['dir']}"]
     return common + {
         "lra_listops": TINY_LISTOPS,
-        "lra_text": ["data.seq_len=24", "data.batch_size=2", f"data.local_path={data_root['imdb']}",
-                     f"data.hf_cache_dir={data_root['dir'] / 'hf'}"],
+        "lra_text": ["data.seq_len=24", "data.batch_size=2", f"data.data_path={data_root['imdb']}"],
         "lra_retrieval": ["data.seq_len=24", "data.batch_size=2",
-                          f"data.local_path={data_root['aan']}"],
-        "lra_image": ["data.batch_size=2", f"data.root={data_root['cifar']}"],
-        "lra_pathfinder": ["data.batch_size=2", f"data.root={data_root['pathfinder']}",
+                          f"data.data_path={data_root['aan']}"],
+        "lra_image": ["data.batch_size=2", f"data.data_path={data_root['cifar']}"],
+        "lra_pathfinder": ["data.batch_size=2", f"data.data_path={data_root['pathfinder']}",
                            "data.val_fraction=0.2", "data.test_fraction=0.2"],
         "lra_pathfinder_generated": ["data.batch_size=2", "data.seq_len=256", "data.image_size=16",
                                      "data.num_train=8", "data.num_val=4", "data.num_test=4",

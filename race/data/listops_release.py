@@ -52,7 +52,7 @@ class ListOpsReleasedDataModule(TokenDataModule):
     def __init__(
         self,
         seq_len: int = 2000,
-        local_path: str | os.PathLike | None = None,
+        data_path: str | os.PathLike | None = None,
         batch_size: int = 32,
         num_workers: int = 0,
         seed: int = 0,
@@ -60,22 +60,22 @@ class ListOpsReleasedDataModule(TokenDataModule):
     ):
         super().__init__(batch_size, num_workers, seed, data_dir)
         self.seq_len = seq_len
-        self.local_path = (
-            Path(local_path).expanduser()
-            if local_path is not None
+        self.data_path = (
+            Path(data_path).expanduser()
+            if data_path is not None
             else default_release_dir(self.data_dir) / "listops-1000"
         )
 
     def load_splits(self) -> dict[str, Dataset]:
-        missing = [n for n in SPLIT_FILES.values() if not (self.local_path / n).is_file()]
+        missing = [n for n in SPLIT_FILES.values() if not (self.data_path / n).is_file()]
         if missing:
             raise FileNotFoundError(
-                f"released ListOps files {missing} not found in {self.local_path}. Download "
-                f"{LRA_RELEASE_URL} (tar.gz), unpack it, and set data.local_path to its "
+                f"released ListOps files {missing} not found in {self.data_path}. Download "
+                f"{LRA_RELEASE_URL} (tar.gz), unpack it, and set data.data_path to its "
                 "lra_release/listops-1000/ folder; or use race.data.listops.ListOpsDataModule, "
                 "which generates ListOps offline."
             )
-        splits = {s: read_listops_tsv(self.local_path / SPLIT_FILES[s]) for s in SPLITS}
+        splits = {s: read_listops_tsv(self.data_path / SPLIT_FILES[s]) for s in SPLITS}
         longest = max(int(d.lengths().max()) for d in splits.values() if len(d))
         if longest > self.seq_len:
             raise ValueError(

@@ -1,7 +1,7 @@
 """LRA Image: CIFAR-10 as 1024 grey-pixel tokens (vocab 256, no padding), 10 classes.
 
-Read with torchvision.datasets.CIFAR10(root, download=False) from ``root`` (default data_dir),
-i.e. ``<root>/cifar-10-batches-py/``. Grey = ITU-R BT.601 luma, round(0.299 R + 0.587 G +
+Read with torchvision.datasets.CIFAR10(root, download=False) from ``data_path`` (default data_dir),
+i.e. ``<data_path>/cifar-10-batches-py/``. Grey = ITU-R BT.601 luma, round(0.299 R + 0.587 G +
 0.114 B), the conversion of PIL's ``convert("L")`` and of tf.image.rgb_to_grayscale (LRA).
 As in LRA, validation is the test split unless ``val_size`` > 0 holds out training images.
 """
@@ -50,7 +50,7 @@ def load_cifar10_grey(root: Path, train: bool) -> FixedLengthTokenDataset:
         raise FileNotFoundError(
             f"CIFAR-10 {folder} {problem}. Get it on a machine with network access with "
             f"torchvision.datasets.CIFAR10(root={str(root)!r}, download=True) (or download and "
-            f"unpack {CIFAR10_URL} there), or set data.root to a folder that holds "
+            f"unpack {CIFAR10_URL} there), or set data.data_path to a folder that holds "
             f"cifar-10-batches-py/. ({error})"
         ) from error
     images = torch.from_numpy(cifar.data)  # (N, 32, 32, 3) uint8
@@ -68,7 +68,7 @@ class LRAImageDataModule(TokenDataModule):
     def __init__(
         self,
         seq_len: int = PIXELS,
-        root: str | os.PathLike | None = None,
+        data_path: str | os.PathLike | None = None,
         val_size: int = 0,
         batch_size: int = 256,
         num_workers: int = 0,
@@ -82,12 +82,12 @@ class LRAImageDataModule(TokenDataModule):
                 f"to {PIXELS} (got {seq_len})"
             )
         self.seq_len = seq_len
-        self.root = Path(root).expanduser() if root is not None else self.data_dir
+        self.data_path = Path(data_path).expanduser() if data_path is not None else self.data_dir
         self.val_size = val_size
 
     def load_splits(self) -> dict[str, Dataset]:
-        train = load_cifar10_grey(self.root, train=True)
-        test = load_cifar10_grey(self.root, train=False)
+        train = load_cifar10_grey(self.data_path, train=True)
+        test = load_cifar10_grey(self.data_path, train=False)
         if self.val_size == 0:
             log.info("LRA Image: validating on the test split, as LRA does (val_size=0)")
         return train_val_test(train, test, self.val_size, self.seed)

@@ -71,7 +71,7 @@ class LRARetrievalDataModule(TokenDataModule):
     def __init__(
         self,
         seq_len: int = 4000,
-        local_path: str | os.PathLike | None = None,
+        data_path: str | os.PathLike | None = None,
         batch_size: int = 32,
         num_workers: int = 0,
         seed: int = 0,
@@ -82,23 +82,23 @@ class LRARetrievalDataModule(TokenDataModule):
             raise ValueError(f"seq_len must be >= 1, got {seq_len}")
         self.seq_len = seq_len
         # Default: the release unpacked into data_dir.
-        self.local_path = (
-            Path(local_path).expanduser()
-            if local_path is not None
+        self.data_path = (
+            Path(data_path).expanduser()
+            if data_path is not None
             else default_release_dir(self.data_dir) / "tsv_data"
         )
 
     def load_splits(self) -> dict[str, Dataset]:
-        missing = [name for name in SPLIT_FILES.values() if not (self.local_path / name).is_file()]
+        missing = [name for name in SPLIT_FILES.values() if not (self.data_path / name).is_file()]
         if missing:
             raise FileNotFoundError(
                 f"LRA Retrieval needs the AAN pairs of the LRA release; {missing} not found in "
-                f"{self.local_path}. Download {LRA_RELEASE_URL} (tar.gz), unpack it, and set "
-                "data.local_path to its lra_release/tsv_data/ folder (or unpack it into "
+                f"{self.data_path}. Download {LRA_RELEASE_URL} (tar.gz), unpack it, and set "
+                "data.data_path to its lra_release/tsv_data/ folder (or unpack it into "
                 "data_dir so that data_dir/lra_release/tsv_data/ exists)."
             )
         splits = {}
         for split, name in SPLIT_FILES.items():
-            splits[split] = read_aan_pairs(self.local_path / name, self.seq_len)
+            splits[split] = read_aan_pairs(self.data_path / name, self.seq_len)
             log.info("LRA Retrieval %s: %d pairs from %s", split, len(splits[split]), name)
         return splits

@@ -1,7 +1,7 @@
 """LRA Text: IMDB sentiment (2 classes) at byte level, truncated to seq_len bytes (LRA: 4000).
 
 Reads the Hugging Face dataset ``stanfordnlp/imdb`` (columns text, label; splits train and test)
-or a local copy in the same format (``local_path``, see race.data.hub_loader). Ids are
+or a local copy in the same format (``data_path``, see race.data.text_sources). Ids are
 byte + 1 (vocab 257, pad 0). As in LRA, validation is the test split unless ``val_size`` > 0
 holds out that many training reviews.
 """
@@ -10,14 +10,13 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Mapping
 
 from torch.utils.data import Dataset
 
 from . import byte_tokenizer
 from .datamodule import TokenDataModule, train_val_test
-from .hub_loader import load_hf_dataset
 from .ragged import RaggedTokenDataset, pack_byte_strings
+from .text_sources import load_hub_split, text_dataset_spec
 
 log = logging.getLogger(__name__)
 
@@ -50,10 +49,8 @@ class LRATextDataModule(TokenDataModule):
     def __init__(
         self,
         seq_len: int = 4000,
-        dataset_name: str = "stanfordnlp/imdb",
-        local_path: str | os.PathLike | Mapping | None = None,
+        data_path: str | os.PathLike | None = None,
         val_size: int = 0,
-        hf_cache_dir: str | os.PathLike | None = None,
         batch_size: int = 32,
         num_workers: int = 0,
         seed: int = 0,
@@ -62,20 +59,17 @@ class LRATextDataModule(TokenDataModule):
         super().__init__(batch_size, num_workers, seed, data_dir)
         if seq_len < 1:
             raise ValueError(f"seq_len must be >= 1, got {seq_len}")
-        self.seq_len, self.dataset_name, self.local_path = seq_len, dataset_name, local_path
-        self.val_size, self.hf_cache_dir = val_size, hf_cache_dir
+        self.seq_len, self.data_path, self.val_size = seq_len, data_path, val_size
 
     def load_splits(self) -> dict[str, Dataset]:
-        dataset = load_hf_dataset(self.dataset_name, self.local_path, self.hf_cache_dir)
-        source = self.local_path or self.dataset_name
-        for split in ("train", "test"):
-            if split not in dataset:
-                raise ValueError(f"{source} has splits {list(dataset)}; need train and test")
+        spec = text_dataset_spec("imdb")  # the same hub entry as the imdb task
+        source = self.data_path or spec.hub_name
         train, test = (
             byte_classification_dataset(
-                dataset[s], self.seq_len, self.num_classes, f"{source} [{s}]"
+                load_hub_split(spec, split, self.data_path, self.data_dir / "hf_datasets"),
+                self.seq_len, self.num_classes, f"{source} [{split}]",
             )
-            for s in ("train", "test")
+            for split in ("train", "test")
         )
         if self.val_size == 0:
             log.info("LRA Text: validating on the test split, as LRA does (val_size=0)")

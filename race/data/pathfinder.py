@@ -1,6 +1,6 @@
 """LRA Pathfinder from the released images (lra_release.gz, pathfinder32/curv_baseline etc.).
 
-Layout of one difficulty folder (``root``), as released:
+Layout of one difficulty folder (``data_path``), as released:
     metadata/<k>.npy     despite the suffix, text files: one image per line, space-separated
                          fields [subdir, file name, ..., label at index 3] (real .npy string
                          arrays with that row layout are read too)
@@ -87,7 +87,7 @@ class PathfinderDataModule(TokenDataModule):
     def __init__(
         self,
         seq_len: int = 1024,
-        root: str | os.PathLike | None = None,
+        data_path: str | os.PathLike | None = None,
         val_fraction: float = 0.1,
         test_fraction: float = 0.1,
         batch_size: int = 512,
@@ -97,9 +97,9 @@ class PathfinderDataModule(TokenDataModule):
     ):
         super().__init__(batch_size, num_workers, seed, data_dir)
         self.seq_len = seq_len
-        self.root = (
-            Path(root).expanduser()
-            if root is not None
+        self.data_path = (
+            Path(data_path).expanduser()
+            if data_path is not None
             else default_release_dir(self.data_dir) / "pathfinder32" / "curv_baseline"
         )
         if not (0 < val_fraction and 0 < test_fraction and val_fraction + test_fraction < 1):
@@ -110,11 +110,11 @@ class PathfinderDataModule(TokenDataModule):
         self.val_fraction, self.test_fraction = val_fraction, test_fraction
 
     def _check_release(self) -> list[Path]:
-        metadata_files = sorted((self.root / "metadata").glob("*.npy"))
+        metadata_files = sorted((self.data_path / "metadata").glob("*.npy"))
         if not metadata_files:
             raise FileNotFoundError(
-                f"no Pathfinder release at {self.root} (expected metadata/*.npy and imgs/). "
-                f"Download {LRA_RELEASE_URL} (tar.gz), unpack it, and set data.root to "
+                f"no Pathfinder release at {self.data_path} (expected metadata/*.npy and imgs/). "
+                f"Download {LRA_RELEASE_URL} (tar.gz), unpack it, and set data.data_path to "
                 "lra_release/pathfinder32/<difficulty> (curv_baseline, curv_contour_length_9 or "
                 "curv_contour_length_14), or unpack it into data_dir. Without the release, the "
                 "generated stand-in race.data.pathfinder_generator.PathfinderLikeDataModule "
@@ -127,7 +127,7 @@ class PathfinderDataModule(TokenDataModule):
         listing = [[f.name, f.stat().st_size, int(f.stat().st_mtime)] for f in metadata_files]
         return {
             "dataset": "pathfinder (LRA release)",
-            "root": str(self.root.resolve()),
+            "root": str(self.data_path.resolve()),
             "metadata": listing,
             "val_fraction": self.val_fraction,
             "test_fraction": self.test_fraction,
@@ -135,8 +135,8 @@ class PathfinderDataModule(TokenDataModule):
         }
 
     def _build(self) -> dict:
-        log.info("decoding the Pathfinder release under %s (once; then cached)", self.root)
-        tokens, labels = read_released_pathfinder(self.root)
+        log.info("decoding the Pathfinder release under %s (once; then cached)", self.data_path)
+        tokens, labels = read_released_pathfinder(self.data_path)
         n = labels.numel()
         order = torch.randperm(n, generator=torch.Generator().manual_seed(self.seed))
         num_val, num_test = int(n * self.val_fraction), int(n * self.test_fraction)
@@ -149,12 +149,12 @@ class PathfinderDataModule(TokenDataModule):
 
     def load_splits(self) -> dict[str, Dataset]:
         settings = self._cache_settings(self._check_release())
-        prefix = f"pathfinder-released_{self.root.parent.name}_{self.root.name}_seed{self.seed}"
+        prefix = f"pathfinder-released_{self.data_path.parent.name}_{self.data_path.name}_seed{self.seed}"
         payload = cached_payload(cache_path(self.data_dir, prefix, settings), settings, self._build)
         width = payload["train"]["tokens"].shape[1]
         if width != self.seq_len:
             raise ValueError(
-                f"the images under {self.root} are {width} pixels; set seq_len={width} "
+                f"the images under {self.data_path} are {width} pixels; set seq_len={width} "
                 f"(got {self.seq_len})"
             )
         return {
