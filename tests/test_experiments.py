@@ -89,6 +89,16 @@ def test_experiment_composes_at_smoke_scale(table, row, column, experiment):
     assert seq_len_of(OmegaConf.to_container(cfg, resolve=True)) == 64
 
 
+@pytest.mark.parametrize("scale", list(SCALES))
+def test_multirun_primary_config_composes_with_each_task_overrides(scale):
+    """Hydra composes a multirun's primary config without the swept +experiment (the default
+    task): every scale's overrides of every task must compose there too."""
+    for overrides in [(), *SCALES[scale].task_overrides.values()]:
+        with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
+            compose("train", overrides=[*SCALES[scale].overrides, *overrides],
+                    return_hydra_config=scale == "paper")
+
+
 def test_cpu_and_paper_scales_compose(monkeypatch):
     cpu = SCALES["cpu"]
     cfg = compose_experiment("lra_listops/race_2_2",
