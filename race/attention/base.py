@@ -33,6 +33,8 @@ class Attention(nn.Module):
     supports_causal = True
     # Feature maps, exponentials and divisions lose too much in bf16: compute in float32.
     float32_internal = True
+    # True where attend itself upcasts half inputs piece by piece (no float32 copy of q, k, v)
+    upcasts_itself = False
 
     def __init__(self, head_dim: int, num_heads: int):
         super().__init__()
@@ -53,7 +55,7 @@ class Attention(nn.Module):
                 "sequence. Use a causal-capable attention (race, softmax, linear, performer, "
                 "angular, sigmoid) or causal=False."
             )
-        if self._needs_float32(q):
+        if self._needs_float32(q) and not self.upcasts_itself:
             with torch.autocast(device_type=q.device.type, enabled=False):
                 out = self.attend(q.float(), k.float(), v.float(), causal, key_padding_mask)
             return out.to(q.dtype)

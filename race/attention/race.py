@@ -13,7 +13,7 @@ import math
 import torch
 from torch import nn
 
-from .base import HALF_DTYPES, Attention, keep_mask
+from .base import Attention, keep_mask
 from .causal_linear import DEFAULT_CHUNK, causal_product, feature_attention
 from .recurrent import linear_attention_step
 
@@ -166,15 +166,12 @@ class RaceAttention(Attention):
             f"temperature={self.temperature!r}"
         )
 
-    # The paper form upcasts block by block itself, so half inputs are never copied whole.
-    float32_internal = False
+    @property
+    def upcasts_itself(self) -> bool:
+        """The paper form upcasts block by block, so half inputs are never copied whole."""
+        return self.normalization == "paper"
 
     def attend(self, q, k, v, causal, key_padding_mask):
-        half = q.dtype in HALF_DTYPES or torch.is_autocast_enabled(q.device.type)
-        if half and self.normalization == "bucket":
-            with torch.autocast(device_type=q.device.type, enabled=False):
-                out = self.attend(q.float(), k.float(), v.float(), causal, key_padding_mask)
-            return out.to(q.dtype)
         work = torch.promote_types(q.dtype, torch.float32)
         tau = self.tau().to(work)
         planes = self.planes.to(work)
@@ -197,11 +194,6 @@ class RaceAttention(Attention):
 
     def decode(self, q, k, v, cache):
         """One token with the running per-bucket sums of each ensemble as the state."""
-        if q.dtype in HALF_DTYPES or torch.is_autocast_enabled(q.device.type):
-            # float32_internal is off for the fused path; decoding still runs in float32
-            with torch.autocast(device_type=q.device.type, enabled=False):
-                out, cache = self.decode(q.float(), k.float(), v.float(), cache)
-            return out.to(q.dtype), cache
         tau = self.tau().to(q.dtype)
         planes = self.planes.to(q.dtype)
         states = cache if cache is not None else [None] * self.ensembles
