@@ -48,7 +48,8 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--min-n", type=int, default=2**11)
     run.add_argument("--max-n", type=int, default=2**26, help="largest N to try (a budget)")
     run.add_argument("--memory-gb", type=float,
-                     help=f"memory budget per case (default {MEMORY_SHARE * 100:.0f}%% of free memory)")
+                     help=f"memory budget per case (default {MEMORY_SHARE * 100:.0f}%% of "
+                          "free memory)")
     run.add_argument("--time-budget", type=float, default=120.0, help="seconds per pass")
     run.add_argument("--batch", type=int, default=1)
     run.add_argument("--heads", type=int, default=4)
