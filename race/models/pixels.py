@@ -12,38 +12,22 @@ import torch
 from torch import nn
 
 from .classifier import SequenceClassifier
-from .embeddings import POSITIONS, sinusoidal_positions
+from .embeddings import PositionalEmbedding
 
 
-class PixelEmbedding(nn.Module):
+class PixelEmbedding(PositionalEmbedding):
     """(B, N, pixel_dim) floats -> (B, N, dim): a linear projection + position + dropout."""
 
     def __init__(self, pixel_dim: int, dim: int, max_seq_len: int, positions: str = "learned",
                  dropout: float = 0.0):
-        super().__init__()
-        if positions not in POSITIONS:
-            raise ValueError(f"positions must be one of {POSITIONS}, got {positions!r}")
-        self.max_seq_len, self.positions = max_seq_len, positions
+        super().__init__(dim, max_seq_len, positions, dropout)
         self.projection = nn.Linear(pixel_dim, dim)
-        if positions == "learned":
-            self.position_table = nn.Parameter(torch.randn(max_seq_len, dim) * 0.02)
-        elif positions == "sinusoidal":
-            self.register_buffer("position_table", sinusoidal_positions(max_seq_len, dim),
-                                 persistent=False)
-        self.dropout = nn.Dropout(dropout)
 
-    def forward(self, pixels: torch.Tensor) -> torch.Tensor:
+    def embed(self, pixels: torch.Tensor) -> torch.Tensor:
         if pixels.dim() != 3 or pixels.shape[-1] != self.projection.in_features:
             raise ValueError(f"pixels must be (B, N, {self.projection.in_features}), got "
                              f"{tuple(pixels.shape)}: build the model with the data's pixel_dim")
-        n = pixels.shape[1]
-        if n > self.max_seq_len:
-            raise ValueError(f"{n} pixel tokens exceed the model's max_seq_len="
-                             f"{self.max_seq_len}; build the model for the data's seq_len")
-        x = self.projection(pixels)  # (B, N, C)
-        if self.positions != "none":
-            x = x + self.position_table[:n].to(x.dtype)
-        return self.dropout(x)
+        return self.projection(pixels)
 
 
 class PixelClassifier(SequenceClassifier):
