@@ -17,7 +17,7 @@ from race.attention import available_attention
 from race.models import SequenceClassifier
 
 from .metrics import MajorityClassAccuracy
-from .optim import build_optimizer, schedule_factor
+from .optim import optimizers_for
 
 DEFAULT_OPTIMIZER = {"lr": 1e-3, "weight_decay": 0.0, "betas": (0.9, 0.999)}
 DEFAULT_SCHEDULER = {"name": "cosine", "warmup_steps": 0, "min_ratio": 0.0}
@@ -99,11 +99,4 @@ class ClassificationTask(L.LightningModule):
     # optimization
 
     def configure_optimizers(self):
-        optimizer = build_optimizer(self.model, **self.optimizer_config)
-        total_steps = max(1, int(self.trainer.estimated_stepping_batches))
-        scheduler = torch.optim.lr_scheduler.LambdaLR(
-            optimizer,
-            lambda step: schedule_factor(step, total_steps=total_steps, **self.scheduler_config),
-        )
-        return {"optimizer": optimizer,
-                "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+        return optimizers_for(self, self.optimizer_config, self.scheduler_config)

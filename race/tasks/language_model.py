@@ -19,7 +19,7 @@ from race.attention import build_attention
 from race.models import DecoderLM
 
 from .classification import DEFAULT_OPTIMIZER, DEFAULT_SCHEDULER, split_attention
-from .optim import build_optimizer, schedule_factor
+from .optim import optimizers_for
 
 IGNORE_INDEX = -100  # labels without a loss (race.data.masking.IGNORE_INDEX)
 # model-config keys that only classifiers read (conf/model/transformer.yaml has them)
@@ -121,14 +121,7 @@ class LanguageModelTask(L.LightningModule):
         self.log_split("test")
 
     def configure_optimizers(self):
-        optimizer = build_optimizer(self.model, **self.optimizer_config)
-        total_steps = max(1, int(self.trainer.estimated_stepping_batches))
-        scheduler = torch.optim.lr_scheduler.LambdaLR(
-            optimizer,
-            lambda step: schedule_factor(step, total_steps=total_steps, **self.scheduler_config),
-        )
-        return {"optimizer": optimizer,
-                "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+        return optimizers_for(self, self.optimizer_config, self.scheduler_config)
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         datamodule = getattr(self.trainer, "datamodule", None) if self._trainer else None

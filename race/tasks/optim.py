@@ -45,3 +45,13 @@ def schedule_factor(step: int, name: str = "cosine", warmup_steps: int = 0,
     else:
         decay = 0.5 * (1.0 + math.cos(math.pi * progress))
     return warmup * (min_ratio + (1.0 - min_ratio) * decay)
+
+
+def optimizers_for(module, optimizer: dict, scheduler: dict) -> dict:
+    """What a LightningModule's configure_optimizers returns: AdamW on module.model and the
+    schedule stepped every optimizer step over the trainer's estimated total."""
+    adamw = build_optimizer(module.model, **optimizer)
+    total_steps = max(1, int(module.trainer.estimated_stepping_batches))
+    lr_lambda = torch.optim.lr_scheduler.LambdaLR(
+        adamw, lambda step: schedule_factor(step, total_steps=total_steps, **scheduler))
+    return {"optimizer": adamw, "lr_scheduler": {"scheduler": lr_lambda, "interval": "step"}}
