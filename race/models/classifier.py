@@ -17,6 +17,8 @@ class SequenceClassifier(nn.Module):
     the classification head (defaults to mlp_dim).
     """
 
+    head_class = ClassificationHead
+
     def __init__(self, vocab_size: int, max_seq_len: int, num_classes: int, pooling: str = "cls",
                  classifier_dim: int | None = None, **encoder):
         super().__init__()
@@ -26,7 +28,7 @@ class SequenceClassifier(nn.Module):
         self.encoder = TransformerEncoder(vocab_size, max_seq_len,
                                           cls_token=pooling == "cls", **encoder)
         hidden = classifier_dim or encoder.get("mlp_dim", 2 * self.encoder.dim)
-        self.head = ClassificationHead(self.encoder.dim, hidden, num_classes)
+        self.head = self.head_class(self.encoder.dim, hidden, num_classes)
 
     def features(self, input_ids, padding_mask=None):
         x, mask = self.encoder(input_ids, padding_mask)
