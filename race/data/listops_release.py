@@ -17,7 +17,7 @@ from torch.utils.data import Dataset
 
 from . import listops
 from .datamodule import SPLITS, TokenDataModule
-from .lra_release import LRA_RELEASE_URL, default_release_dir
+from .lra_release import LRA_RELEASE_URL, release_folder
 from .ragged import RaggedTokenDataset, pack_sequences
 
 SPLIT_FILES = {"train": "basic_train.tsv", "val": "basic_val.tsv", "test": "basic_test.tsv"}
@@ -60,11 +60,7 @@ class ListOpsReleasedDataModule(TokenDataModule):
     ):
         super().__init__(batch_size, num_workers, seed, data_dir)
         self.seq_len = seq_len
-        self.data_path = (
-            Path(data_path).expanduser()
-            if data_path is not None
-            else default_release_dir(self.data_dir) / "listops-1000"
-        )
+        self.data_path = release_folder(data_path, self.data_dir, "listops-1000")
 
     def load_splits(self) -> dict[str, Dataset]:
         missing = [n for n in SPLIT_FILES.values() if not (self.data_path / n).is_file()]

@@ -7,6 +7,7 @@ data module's path option at the folder.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 LRA_RELEASE_URL = "https://storage.googleapis.com/long-range-arena/lra_release.gz"
@@ -14,3 +15,10 @@ LRA_RELEASE_URL = "https://storage.googleapis.com/long-range-arena/lra_release.g
 
 def default_release_dir(data_dir: Path) -> Path:
     return Path(data_dir) / "lra_release"
+
+
+def release_folder(data_path: str | os.PathLike | None, data_dir: Path, *parts: str) -> Path:
+    """data_path when given, else the release's folder `parts` unpacked under data_dir."""
+    if data_path is not None:
+        return Path(data_path).expanduser()
+    return default_release_dir(data_dir).joinpath(*parts)

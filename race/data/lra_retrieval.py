@@ -18,7 +18,7 @@ from torch.utils.data import Dataset
 from . import byte_tokenizer
 from .collate import RetrievalCollate
 from .datamodule import TokenDataModule
-from .lra_release import LRA_RELEASE_URL, default_release_dir
+from .lra_release import LRA_RELEASE_URL, release_folder
 from .ragged import RaggedPairDataset, pack_byte_strings
 
 log = logging.getLogger(__name__)
@@ -82,11 +82,7 @@ class LRARetrievalDataModule(TokenDataModule):
             raise ValueError(f"seq_len must be >= 1, got {seq_len}")
         self.seq_len = seq_len
         # Default: the release unpacked into data_dir.
-        self.data_path = (
-            Path(data_path).expanduser()
-            if data_path is not None
-            else default_release_dir(self.data_dir) / "tsv_data"
-        )
+        self.data_path = release_folder(data_path, self.data_dir, "tsv_data")
 
     def load_splits(self) -> dict[str, Dataset]:
         missing = [name for name in SPLIT_FILES.values() if not (self.data_path / name).is_file()]

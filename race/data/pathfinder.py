@@ -24,7 +24,7 @@ from torch.utils.data import Dataset
 
 from .cache import cache_path, cached_payload
 from .datamodule import SPLITS, TokenDataModule
-from .lra_release import LRA_RELEASE_URL, default_release_dir
+from .lra_release import LRA_RELEASE_URL, release_folder
 from .ragged import FixedLengthTokenDataset
 
 log = logging.getLogger(__name__)
@@ -97,11 +97,7 @@ class PathfinderDataModule(TokenDataModule):
     ):
         super().__init__(batch_size, num_workers, seed, data_dir)
         self.seq_len = seq_len
-        self.data_path = (
-            Path(data_path).expanduser()
-            if data_path is not None
-            else default_release_dir(self.data_dir) / "pathfinder32" / "curv_baseline"
-        )
+        self.data_path = release_folder(data_path, self.data_dir, "pathfinder32", "curv_baseline")
         if not (0 < val_fraction and 0 < test_fraction and val_fraction + test_fraction < 1):
             raise ValueError(
                 f"need val_fraction > 0, test_fraction > 0 and their sum < 1; got "
@@ -149,7 +145,8 @@ class PathfinderDataModule(TokenDataModule):
 
     def load_splits(self) -> dict[str, Dataset]:
         settings = self._cache_settings(self._check_release())
-        prefix = f"pathfinder-released_{self.data_path.parent.name}_{self.data_path.name}_seed{self.seed}"
+        folder = self.data_path
+        prefix = f"pathfinder-released_{folder.parent.name}_{folder.name}_seed{self.seed}"
         payload = cached_payload(cache_path(self.data_dir, prefix, settings), settings, self._build)
         width = payload["train"]["tokens"].shape[1]
         if width != self.seq_len:
