@@ -1,7 +1,6 @@
 """The paper's non-LRA tasks through train.py: every conf/task file composes with the paper's
 settings and runs fast_dev_run with race and softmax on tiny copies in the real data formats."""
 
-import json
 import math
 import os
 import sys
@@ -10,10 +9,11 @@ from pathlib import Path
 import paper_data_writers as writers
 import pytest
 import torchvision.datasets.cifar
-from hydra import compose, initialize_config_dir
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+from hydra_runs import compose_run, read_record  # noqa: E402
+
 import train as train_script  # noqa: E402  (registers the config resolvers)
 
 LM_TASKS = ["lm_wikitext103", "lm_ptb", "mlm_tinystories"]
@@ -75,15 +75,6 @@ def tiny_data(task: str, root: dict) -> list[str]:
         "food101": [f"data.data_path={tv}", "data.num_workers=0", "data.image_size=16",
                     "data.classes_kept=2"],
     }[task]
-
-
-def compose_run(overrides: list[str], output_dir: Path):
-    with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
-        return compose("train", overrides=[*overrides, f"paths.output_dir={output_dir}"])
-
-
-def read_record(output_dir: Path) -> dict:
-    return json.loads((output_dir / "metrics.json").read_text())
 
 
 # the paper's settings

@@ -21,6 +21,8 @@ from race.attention import attention_options, available_attention
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+from hydra_runs import compose_run, read_record  # noqa: E402
+
 import train as train_script  # noqa: E402  (registers the config resolvers)
 
 TASKS = ["lra_listops", "lra_text", "lra_retrieval", "lra_image", "lra_pathfinder",
@@ -117,15 +119,6 @@ def tiny_data(task: str, data_root: dict) -> list[str]:
                                      "data.num_train=8", "data.num_val=4", "data.num_test=4",
                                      "+data.contour_length=4", "+data.distractor_length=2"],
     }[task]
-
-
-def compose_run(overrides: list[str], output_dir: Path):
-    with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
-        return compose("train", overrides=[*overrides, f"paths.output_dir={output_dir}"])
-
-
-def read_record(output_dir: Path) -> dict:
-    return json.loads((output_dir / "metrics.json").read_text())
 
 
 # the configuration
