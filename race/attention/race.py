@@ -14,7 +14,8 @@ import torch
 from torch import nn
 
 from .base import Attention, keep_mask
-from .causal_linear import DEFAULT_CHUNK, causal_product, feature_attention
+from .causal_linear import DEFAULT_CHUNK, causal_product
+from .race_kernel import fused_race_attention, hash_from_projection
 from .recurrent import linear_attention_step
 
 NORMALIZATIONS = ("paper", "bucket")
@@ -37,17 +38,8 @@ def soft_hash(x, planes, tau):
     x (..., n, d), planes (l, p, d), tau scalar -> phi(x) (..., n, l * 2**p), each table's
     block a probability vector over its buckets, ordered as `corners`.
     """
-    tables, hyperplanes, _ = planes.shape
     z = torch.tanh(x @ planes.flatten(0, 1).T)  # (..., n, l * p)
-    # softmax_r(z . c_r / tau) factorises over the hyperplanes, since c_r is a sign per plane:
-    # phi_r = prod_p sigmoid(2 c_rp z_p / tau). P sigmoids replace 2**P exponentials.
-    up = torch.sigmoid(z * (2 / tau)).unflatten(-1, (tables, hyperplanes))  # (..., n, l, p)
-    down = torch.sigmoid(z * (-2 / tau)).unflatten(-1, (tables, hyperplanes))
-    phi = None
-    for p in range(hyperplanes):  # the first plane is the most significant corner digit
-        bit = torch.stack([down[..., p], up[..., p]], -1)  # (..., n, l, 2)
-        phi = bit if phi is None else (phi.unsqueeze(-1) * bit.unsqueeze(-2)).flatten(-2)
-    return phi.flatten(-2)  # (..., n, s)
+    return hash_from_projection(z, tau, planes.shape[1])
 
 
 def race_attention(
@@ -72,11 +64,11 @@ def race_attention(
     if normalization not in NORMALIZATIONS:
         raise ValueError(f"normalization must be one of {NORMALIZATIONS}, got {normalization!r}")
     if normalization == "paper":
-        # linear attention over phi, the features recomputed block by block (memory O(N D))
+        # linear attention over phi, only the hyperplane projections stored (memory O(N D))
         tau = torch.as_tensor(tau, dtype=planes.dtype, device=q.device)
         keep = keep_mask(key_padding_mask, q)
-        return feature_attention(q, k, v, soft_hash, (planes, tau), causal=causal, keep=keep,
-                                 eps=eps, chunk=chunk)
+        return fused_race_attention(q, k, v, planes, tau, causal=causal, keep=keep, eps=eps,
+                                    chunk=chunk)
     q_features = soft_hash(q, planes, tau)
     k_features = soft_hash(k, planes, tau)
     keep = keep_mask(key_padding_mask, k_features)

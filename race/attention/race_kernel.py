@@ -1,0 +1,430 @@
+"""RACE attention in the paper's normalisation, fused for long sequences (RACE.md sections 2-4).
+
+    O_t = phi(q_t)^T B_t / (phi(q_t)^T A_t + eps),  A_t = sum_j phi(k_j),
+    B_t = sum_j phi(k_j) v_j^T
+
+with sums over all j, or over j <= t when causal. phi is the soft hash: z = tanh(x W^T) holds
+the L * P hyperplane projections of a token, and phi(x) the L * 2**P bucket probabilities built
+from z alone. The autograd Function below stores only z of the queries and keys (L * P numbers
+per token, 9 for (P, L) = (3, 3) against the head's 128), rebuilds the features from z block by
+block, and writes the soft hash's backward out by hand, so the backward pass never reads q or k
+again and no N x S feature tensor is ever kept. Beside q, k, v, the output and the three input
+gradients, memory is z plus a few blocks of temporaries.
+
+Work is done per (batch, head) row and per block of tokens on 2-D views of the inputs, so every
+product is one BLAS call on memory in place (no copies of q, k, v, whatever their strides), and
+results are written straight into the output and gradient tensors. Half inputs are upcast a block
+at a time (float32 compute, RACE.md section 5).
+
+Notation: t query position, j key position, s features (S = L * 2**P), d head size (D),
+C chunk size, G chunks in a block.
+"""
+
+from __future__ import annotations
+
+import functools
+import itertools
+from typing import NamedTuple
+
+import torch
+import torch.nn.functional as F
+
+# Tokens per block and row: bounds the temporaries to a few BLOCK_TOKENS * max(S, D, C) numbers.
+BLOCK_TOKENS = 32768
+
+
+@functools.lru_cache(maxsize=32)
+def _bucket_matrices(tables: int, hyperplanes: int, device, dtype):
+    """(up, table) as (L * P, L * R) block-diagonal 0/1 matrices.
+
+    up[l P + p, l R + r] = 1 when hyperplane p sends bucket r of table l up (bit p of r, the
+    first hyperplane the most significant digit, as `race.corners`); table[l P + p, l R + r] = 1
+    for every p and r of table l. `[up; -table; table]` maps [u, relu(u), log sigmoid(|u|)]
+    to log phi.
+    """
+    bits = torch.tensor(list(itertools.product((0.0, 1.0), repeat=hyperplanes)), dtype=dtype)
+    up = torch.block_diag(*[bits.T] * tables).to(device)
+    table = torch.block_diag(*[torch.ones_like(bits.T)] * tables).to(device)
+    return up, table, torch.cat([up, -table, table])
+
+
+def hash_from_projection(z, tau, hyperplanes: int):
+    """Soft bucket probabilities from the projections z = tanh(x W^T).
+
+    z (..., n, L * P) -> phi (..., n, L * 2**P), each table's block a probability vector over its
+    buckets. softmax_r(z . c_r / tau) over the corners c_r in {-1, +1}^P factorises over the
+    hyperplanes: phi_r = prod_p sigmoid(c_rp u_p) with u = 2 z / tau. In logs, with
+    log sigmoid(-u) = log sigmoid(|u|) - relu(u):
+        log phi_r = sum_p [bit p of r] u_p - relu(u_p) + log sigmoid(|u_p|),
+    one small product, every term bounded (no overflow at the smallest temperature), and no
+    2**P exponentials per corner.
+    """
+    u = z * (2 / tau)
+    *_, to_log_phi = _bucket_matrices(z.shape[-1] // hyperplanes, hyperplanes, z.device,
+                                      z.dtype)
+    terms = torch.cat([u, torch.relu(u), torch.sigmoid(u.abs()).log()], -1)
+    return torch.exp(terms @ to_log_phi)
+
+
+def hash_backward(z, phi, dphi, tau, hyperplanes: int):
+    """Pull dL/dphi back through hash_from_projection and the tanh.
+
+    Returns (dL/da for the pre-tanh projections a = x W^T, dL/dtau summed over the rows).
+    With w = dphi * phi = dL/dlog(phi) and d log sigmoid(c u) / du = c sigmoid(-c u):
+        du_p = sigmoid(-u_p) sum_{r: bit p set} w_r - sigmoid(u_p) sum_{r: bit p clear} w_r
+             = sum_{r: bit p set} w_r - sigmoid(u_p) sum_r w_r    (sums within p's table).
+    """
+    u = z * (2 / tau)
+    up, table, _ = _bucket_matrices(z.shape[-1] // hyperplanes, hyperplanes, z.device, z.dtype)
+    weighted = dphi * phi
+    du = (weighted @ up.T).sub_(torch.sigmoid(u).mul_(weighted @ table.T))
+    dtau = -(du * u).sum() / tau
+    return du.mul_(2 / tau).mul_(1 - z * z), dtau
+
+
+def _blocks(n: int, chunk: int) -> list[tuple[int, int]]:
+    """(start, stop) of the token blocks: whole chunks, about BLOCK_TOKENS tokens each."""
+    block = max(chunk, (BLOCK_TOKENS // chunk) * chunk)
+    return [(start, min(start + block, n)) for start in range(0, n, block)]
+
+
+def _rows(x):
+    """The (N, X) matrices of each (batch, head) row of a (B, H, N, X) tensor: views."""
+    return [x[b, h] for b in range(x.shape[0]) for h in range(x.shape[1])]
+
+
+def _chunks(x, chunk: int):
+    """(T, X) with T a multiple of chunk -> (T / chunk, chunk, X) view."""
+    return x.unflatten(0, (-1, chunk))
+
+
+def _blas_ready(x):
+    """x, or a copy of it where BLAS cannot read it in place (a broadcast gradient of out.sum())."""
+    return x if x.stride(-1) == 1 and x.stride(-2) >= x.shape[-1] else x.contiguous()
+
+
+def _cumsum_rows(x):
+    """x.cumsum(0) for a (T, S) block: the scan along the fast axis is several times quicker."""
+    return x.T.contiguous().cumsum(1).T
+
+
+def _pad_rows(x, rows: int):
+    return F.pad(x, (0, 0, 0, rows)) if rows else x
+
+
+def _use_loop(states, loop: bool | None) -> bool:
+    """Scan by a loop of in-place adds on the CPU (several times faster there than cumsum over a
+    leading axis), by one cumsum kernel on a GPU (cheaper than G launches); `loop` forces it."""
+    return states.device.type == "cpu" if loop is None else loop
+
+
+def _inclusive_prefix_(states, first, loop: bool | None = None):
+    """states[g] <- first + states[0] + ... + states[g], in place; (G, ...) tensor."""
+    states[0] += first
+    if not _use_loop(states, loop):
+        return states.cumsum_(0)
+    for g in range(1, states.shape[0]):
+        states[g] += states[g - 1]
+    return states
+
+
+def _inclusive_suffix_(states, last, loop: bool | None = None):
+    """states[g] <- last + states[g] + ... + states[G - 1], in place."""
+    states[-1] += last
+    if not _use_loop(states, loop):
+        return states.copy_(states.flip(0).cumsum(0).flip(0))
+    for g in range(states.shape[0] - 2, -1, -1):
+        states[g] += states[g + 1]
+    return states
+
+
+def _causal_chunks(a, b, c, state, chunk: int, out):
+    """out[t] = a_t @ state + sum_{j <= t in the block} (a_t . b_j) c_j; returns the new state.
+
+    a, b (T, S), c, out (T, D), T a multiple of chunk; state (S, D) = sum of b_j c_j^T before
+    the block. The next state adds the block's own sum.
+    """
+    ac, bc, cc, oc = (_chunks(x, chunk) for x in (a, b, c, out))
+    prefix = _inclusive_prefix_(torch.bmm(bc.mT, cc), state)  # (G, S, D)
+    torch.mm(ac[0], state, out=oc[0])
+    if len(prefix) > 1:
+        torch.bmm(ac[1:], prefix[:-1], out=oc[1:])
+    oc.baddbmm_(torch.bmm(ac, bc.mT).tril_(), cc)
+    return prefix[-1].clone()
+
+
+def _mm_into(dest, a, b):
+    """dest = a @ b, written in place when the dtypes agree (else cast from the working dtype)."""
+    if dest.dtype == a.dtype:
+        torch.mm(a, b, out=dest)
+    else:
+        dest.copy_(a @ b)
+
+
+class _Hash:
+    """The soft hash of one call, in the working precision, with its gradient accumulators."""
+
+    def __init__(self, planes, tau, hyperplanes: int, work: torch.dtype):
+        self.planes, self.tau = planes.detach().to(work), tau.detach().to(work)
+        self.hyperplanes, self.work = hyperplanes, work
+        self.features = planes.shape[0] // hyperplanes * 2**hyperplanes
+        self.dplanes, self.dtau = torch.zeros_like(self.planes), torch.zeros_like(self.tau)
+
+    def project(self, x, z):
+        """z <- tanh(x W^T) for a block (z a view of the stored projections); returns phi(x)."""
+        torch.mm(x.to(self.work), self.planes.T, out=z).tanh_()
+        return self.phi(z)
+
+    def phi(self, z):
+        return hash_from_projection(z, self.tau, self.hyperplanes)
+
+    def pull(self, z, phi, dphi, dx=None, x=None):
+        """dx <- dL/dx of a block given dL/dphi; accumulates dL/dtau, and dL/dW when x is given."""
+        da, dtau = hash_backward(z, phi, dphi, self.tau, self.hyperplanes)
+        self.dtau += dtau
+        if dx is not None:
+            _mm_into(dx, da, self.planes)
+        if x is not None:
+            self.dplanes.addmm_(da.T, x.to(self.work))
+
+
+class _Row(NamedTuple):
+    """One (batch, head) row: (N, X) views of the call's tensors, None where not needed."""
+
+    q: torch.Tensor | None
+    k: torch.Tensor | None
+    v: torch.Tensor
+    zq: torch.Tensor
+    zk: torch.Tensor
+    keep: torch.Tensor | None  # (N, 1), 0 on padded keys
+
+
+def _row_views(q, k, v, zq, zk, keep, work) -> list[_Row]:
+    batch, heads = v.shape[:2]
+    none = [None] * batch * heads
+    keeps = none if keep is None else [
+        keep[b, 0].to(work) for b in range(batch) for _ in range(heads)
+    ]
+    q_rows, k_rows = (none, none) if q is None else (_rows(q), _rows(k))
+    return [_Row(*fields) for fields in zip(q_rows, k_rows, _rows(v), _rows(zq), _rows(zk),
+                                             keeps)]
+
+
+def _key_features(hash_, row, start, stop, project):
+    """(phi(k) of the block, the same with padded keys zeroed)."""
+    if project:
+        raw = hash_.project(row.k[start:stop], row.zk[start:stop])
+    else:
+        raw = hash_.phi(row.zk[start:stop])
+    return raw, raw if row.keep is None else raw * row.keep[start:stop]
+
+
+def _global_forward(hash_, row, out, spans, eps):
+    """out of one row, all keys visible; returns (B, A) = (sum phi(k) v^T, sum phi(k))."""
+    kv = torch.zeros(hash_.features, row.v.shape[-1], dtype=hash_.work, device=row.v.device)
+    ksum = torch.zeros(hash_.features, dtype=hash_.work, device=row.v.device)
+    for start, stop in spans:
+        _, fk = _key_features(hash_, row, start, stop, project=True)
+        kv.addmm_(fk.T, row.v[start:stop].to(hash_.work))
+        ksum += fk.sum(0)
+    for start, stop in spans:
+        fq = hash_.project(row.q[start:stop], row.zq[start:stop])
+        fq /= fq @ ksum.unsqueeze(-1) + eps  # phi(q_t) / den_t
+        _mm_into(out[start:stop], fq, kv)
+    return kv, ksum
+
+
+def _causal_forward(hash_, row, out, spans, eps, chunk, before, before_sums):
+    """out of one row, keys j <= t visible; fills (B, A) before each block."""
+    kv = torch.zeros(hash_.features, row.v.shape[-1], dtype=hash_.work, device=row.v.device)
+    ksum = torch.zeros(hash_.features, dtype=hash_.work, device=row.v.device)
+    for index, (start, stop) in enumerate(spans):
+        before[index], before_sums[index] = kv, ksum
+        fq = hash_.project(row.q[start:stop], row.zq[start:stop])
+        _, fk = _key_features(hash_, row, start, stop, project=True)
+        key_sums = _cumsum_rows(fk) + ksum  # A_t, (T, S)
+        fq /= (fq * key_sums).sum(-1, keepdim=True) + eps
+        ksum = key_sums[-1]
+        pad = -(stop - start) % chunk  # zero rows add nothing; their outputs are dropped
+        dest = out[start:stop]
+        direct = pad == 0 and dest.dtype == hash_.work
+        result = dest if direct else fq.new_empty(stop - start + pad, row.v.shape[-1])
+        vb = row.v[start:stop].to(hash_.work)
+        kv = _causal_chunks(*(_pad_rows(x, pad) for x in (fq, fk, vb)), kv, chunk, result)
+        if not direct:
+            dest.copy_(result[: stop - start])
+
+
+def _global_backward(hash_, row, grad, kv, ksum, spans, eps, dq, dk, dv, want_hash):
+    """Gradients of one row, all keys visible (the formulas of FusedRace)."""
+    work = hash_.work
+    dkv, dksum = torch.zeros_like(kv), torch.zeros_like(ksum)
+    for start, stop in spans:
+        z = row.zq[start:stop]
+        fq = hash_.phi(z)
+        den = fq @ ksum.unsqueeze(-1) + eps
+        fqn = fq / den
+        gb = _blas_ready(grad[start:stop].to(work))
+        prod = gb @ kv.T  # P_t = B^T g_t, (T, S)
+        dden = -(fqn * prod).sum(-1, keepdim=True) / den
+        dkv.addmm_(fqn.T, gb)
+        dksum += (fq * dden).sum(0)
+        if dq is not None or want_hash:
+            dfq = prod.div_(den).add_(dden * ksum)
+            hash_.pull(z, fq, dfq, _block(dq, start, stop), _block(row.q, start, stop))
+    for start, stop in spans:
+        raw, fk = _key_features(hash_, row, start, stop, project=False)
+        if dv is not None:
+            _mm_into(dv[start:stop], fk, dkv)
+        if dk is not None or want_hash:
+            dfk = torch.addmm(dksum, row.v[start:stop].to(work), dkv.T)
+            if row.keep is not None:
+                dfk *= row.keep[start:stop]
+            hash_.pull(row.zk[start:stop], raw, dfk, _block(dk, start, stop),
+                       _block(row.k, start, stop))
+
+
+def _causal_backward(hash_, row, grad, before, before_sums, spans, eps, chunk, dq, dk, dv):
+    """Gradients of one row, keys j <= t visible; blocks from the last to the first."""
+    work = hash_.work
+    later = torch.zeros(row.v.shape[-1], hash_.features, dtype=work, device=row.v.device)
+    later_sums = torch.zeros(hash_.features, dtype=work, device=row.v.device)
+    for index in reversed(range(len(spans))):
+        start, stop = spans[index]
+        length, pad = stop - start, -(stop - start) % chunk
+        fq = hash_.phi(row.zq[start:stop])
+        raw, fk = _key_features(hash_, row, start, stop, project=False)
+        key_sums = _cumsum_rows(fk) + before_sums[index]
+        den = (fq * key_sums).sum(-1, keepdim=True) + eps
+        fqn = fq / den
+        gb = _blas_ready(grad[start:stop].to(work))
+        vb = row.v[start:stop].to(work)
+        prod, dfk, dvb, later = _causal_backward_chunks(
+            *(_pad_rows(x, pad) for x in (gb, vb, fk, fqn)), before[index], later, chunk
+        )
+        prod, dfk = prod[:length], dfk[:length]
+        if dv is not None:
+            dv[start:stop] = dvb[:length]
+        dden = -(fqn * prod).sum(-1, keepdim=True) / den
+        weighted = fq * dden  # dden_t phi(q_t): its sums over t >= j feed dphi(k_j)
+        dfq = prod.div_(den).add_(dden * key_sums)
+        hash_.pull(row.zq[start:stop], fq, dfq, _block(dq, start, stop),
+                   _block(row.q, start, stop))
+        total = weighted.sum(0)
+        dfk += total - _cumsum_rows(weighted) + weighted + later_sums
+        later_sums = later_sums + total
+        if row.keep is not None:
+            dfk *= row.keep[start:stop]
+        hash_.pull(row.zk[start:stop], raw, dfk, _block(dk, start, stop),
+                   _block(row.k, start, stop))
+
+
+def _block(x, start, stop):
+    return None if x is None else x[start:stop]
+
+
+class FusedRace(torch.autograd.Function):
+    """race_attention(normalization="paper") with memory O(N (D + L P)); see the module doc.
+
+    Forward saves v, z of queries and keys, and (non-causal) B and A, or (causal) B and A before
+    each block. With g = dL/dO, den_t = phi(q_t).A_t + eps, fqn_t = phi(q_t) / den_t and
+    P_t = sum_{j<=t} (g_t . v_j) phi(k_j) (sums over all j when not causal):
+        dden_t    = -(fqn_t . P_t) / den_t
+        dphi(q_t) = P_t / den_t + dden_t A_t
+        dphi(k_j) = sum_{t>=j} ((v_j . g_t) fqn_t + dden_t phi(q_t))
+        dv_j      = sum_{t>=j} (phi(k_j) . fqn_t) g_t
+    """
+
+    @staticmethod
+    def forward(ctx, q, k, v, keep, planes, tau, hyperplanes, causal, eps, chunk):
+        work = torch.promote_types(q.dtype, torch.float32)
+        hash_ = _Hash(planes, tau, hyperplanes, work)
+        batch, heads, n, _ = q.shape
+        chunk = max(1, min(chunk, n))
+        spans = _blocks(n, chunk)
+        zq = q.new_empty(batch, heads, n, planes.shape[0], dtype=work)
+        zk = torch.empty_like(zq)
+        out = torch.empty_like(v)
+        rows = _row_views(q, k, v, zq, zk, keep, work)
+        if causal:
+            first = q.new_empty(len(rows), len(spans), hash_.features, v.shape[-1], dtype=work)
+            second = q.new_empty(len(rows), len(spans), hash_.features, dtype=work)
+        with torch.autocast(q.device.type, enabled=False):  # float32 work on half inputs
+            for r, (row, out_row) in enumerate(zip(rows, _rows(out))):
+                if causal:
+                    _causal_forward(hash_, row, out_row, spans, eps, chunk, first[r], second[r])
+                else:
+                    kv, ksum = _global_forward(hash_, row, out_row, spans, eps)
+                    if r == 0:
+                        first = kv.new_empty(len(rows), *kv.shape)
+                        second = ksum.new_empty(len(rows), *ksum.shape)
+                    first[r], second[r] = kv, ksum
+        ctx.save_for_backward(v, zq, zk, keep, planes, tau, first, second,
+                              *((q, k) if ctx.needs_input_grad[4] else ()))
+        ctx.setup = (hyperplanes, causal, eps, chunk)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        v, zq, zk, keep, planes, tau, first, second, *inputs = ctx.saved_tensors
+        hyperplanes, causal, eps, chunk = ctx.setup
+        want_q, want_k, want_v, _, want_planes, want_tau = ctx.needs_input_grad[:6]
+        hash_ = _Hash(planes, tau, hyperplanes, zq.dtype)
+        spans = _blocks(v.shape[-2], chunk)
+        grads = [torch.empty_like(v) if want else None for want in (want_q, want_k, want_v)]
+        none = [None] * v.shape[0] * v.shape[1]
+        grad_rows = [none if x is None else _rows(x) for x in grads]
+        rows = _row_views(*(inputs or (None, None)), v, zq, zk, keep, zq.dtype)
+        with torch.autocast(v.device.type, enabled=False):
+            for r, (row, g, dq, dk, dv) in enumerate(zip(rows, _rows(grad), *grad_rows)):
+                if causal:
+                    _causal_backward(hash_, row, g, first[r], second[r], spans, eps, chunk,
+                                     dq, dk, dv)
+                else:
+                    _global_backward(hash_, row, g, first[r], second[r], spans, eps, dq, dk,
+                                     dv, want_planes or want_tau)
+        return (*grads, None, hash_.dplanes if want_planes else None,
+                hash_.dtau if want_tau else None, None, None, None, None)
+
+
+def _causal_backward_chunks(g, v, fk, fqn, state, later, chunk: int):
+    """The three causal products of the backward pass over one block, sharing their scores.
+
+    g, v (T, D), fk, fqn (T, S), T a multiple of chunk; state (S, D) = sum of phi(k_j) v_j^T
+    before the block; later (D, S) = sum of g_t fqn_t^T after it. Returns
+        P_t   = sum_{j<=t} (g_t . v_j) fk_j          (T, S)
+        dfk_j = sum_{t>=j} (v_j . g_t) fqn_t         (T, S)
+        dv_j  = sum_{t>=j} (fk_j . fqn_t) g_t        (T, D)
+    and `later` moved to the block's start. The scores g_t . v_j serve P (j <= t) and, transposed,
+    dfk (t >= j).
+    """
+    gc, vc, fkc, fqc = (_chunks(x, chunk) for x in (g, v, fk, fqn))
+    scores = torch.bmm(gc, vc.mT).tril_()  # (G, C, C): g_t . v_j for j <= t
+    prod = torch.bmm(scores, fkc)
+    ahead = _inclusive_prefix_(torch.bmm(vc.mT, fkc), state.T)  # (G, D, S)
+    prod[0] += gc[0] @ state.T
+    if len(ahead) > 1:
+        prod[1:].baddbmm_(gc[1:], ahead[:-1])
+    behind = _inclusive_suffix_(torch.bmm(gc.mT, fqc), later)  # (G, D, S): g fqn^T from t
+    dfk = torch.bmm(scores.mT, fqc)
+    dv = torch.bmm(torch.bmm(fkc, fqc.mT).triu_(), gc)
+    dfk[-1] += vc[-1] @ later
+    dv[-1] += fkc[-1] @ later.T
+    if len(behind) > 1:
+        dfk[:-1].baddbmm_(vc[:-1], behind[1:])
+        dv[:-1].baddbmm_(fkc[:-1], behind[1:].mT)
+    return prod.flatten(0, 1), dfk.flatten(0, 1), dv.flatten(0, 1), behind[0].clone()
+
+
+def fused_race_attention(q, k, v, planes, tau, *, causal: bool, keep=None, eps: float = 1e-6,
+                         chunk: int = 64):
+    """RACE attention of one ensemble in the paper normalisation, memory O(N (D + L P)).
+
+    q, k, v (B, H, N, D) of any float dtype (half inputs are computed in float32 and the output
+    keeps v's dtype); planes (L, P, D); tau a 0-dim tensor; keep None or (B, 1, N, 1), 0 on
+    padded keys.
+    """
+    tables, hyperplanes, dim = planes.shape
+    tau = torch.as_tensor(tau, device=q.device)
+    return FusedRace.apply(q, k, v, keep, planes.reshape(tables * hyperplanes, dim), tau,
+                           hyperplanes, causal, eps, chunk)

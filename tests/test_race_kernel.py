@@ -1,0 +1,95 @@
+"""The fused RACE kernel that the scaling study leans on: exact in float64, O(N D) memory."""
+
+import pytest
+import torch
+
+from race.attention import build_attention, race_kernel
+from race.attention.causal_linear import linear_attention
+from race.attention.race import soft_hash
+from race.attention.race_kernel import fused_race_attention, hash_backward, hash_from_projection
+
+
+@pytest.fixture(autouse=True)
+def small_blocks(monkeypatch):
+    monkeypatch.setattr(race_kernel, "BLOCK_TOKENS", 12)  # many blocks on small inputs
+
+
+def _inputs(generator, length=41, dim=5, layout="contiguous"):
+    shape = (2, 3, length, dim)
+    if layout == "heads-last":  # (B, N, H, D) memory seen as (B, H, N, D), as multi-head layers do
+        return [torch.randn(2, length, 3, dim, generator=generator, dtype=torch.float64)
+                .transpose(1, 2).requires_grad_() for _ in range(3)]
+    return [torch.randn(shape, generator=generator, dtype=torch.float64, requires_grad=True)
+            for _ in range(3)]
+
+
+@pytest.mark.parametrize("causal", [False, True])
+@pytest.mark.parametrize("masked", [False, True])
+@pytest.mark.parametrize("layout", ["contiguous", "heads-last"])
+@pytest.mark.parametrize("length", [41, 48])  # ragged last block / whole chunks only
+def test_equals_linear_attention_over_stored_features(causal, masked, layout, length):
+    g = torch.Generator().manual_seed(1)
+    q, k, v = _inputs(g, length, layout=layout)
+    planes = torch.randn(2, 3, 5, generator=g, dtype=torch.float64, requires_grad=True)
+    tau = torch.tensor(0.7, dtype=torch.float64, requires_grad=True)  # a learned temperature
+    keep = (torch.rand(2, 1, length, 1, generator=g) > 0.3).double() if masked else None
+    fused = fused_race_attention(q, k, v, planes, tau, causal=causal, keep=keep, chunk=4)
+    k_features = soft_hash(k, planes, tau) * (1 if keep is None else keep)
+    stored = linear_attention(soft_hash(q, planes, tau), k_features, v, causal=causal, chunk=4)
+    weight = torch.randn(stored.shape, generator=g, dtype=torch.float64)
+    mine = torch.autograd.grad((fused * weight).sum(), (q, k, v, planes, tau))
+    theirs = torch.autograd.grad((stored * weight).sum(), (q, k, v, planes, tau))
+    torch.testing.assert_close(fused, stored)
+    for name, a, b in zip("q k v planes tau".split(), mine, theirs):
+        torch.testing.assert_close(a, b, msg=lambda m, name=name: f"d{name}: {m}")
+
+
+def test_hash_backward_matches_autograd():
+    g = torch.Generator().manual_seed(3)
+    a = torch.randn(7, 12, generator=g, dtype=torch.float64, requires_grad=True)  # L=4, P=3
+    tau = torch.tensor(0.4, dtype=torch.float64, requires_grad=True)
+    z = torch.tanh(a)
+    phi = hash_from_projection(z, tau, 3)
+    dphi = torch.randn(phi.shape, generator=g, dtype=torch.float64)
+    da, dtau = torch.autograd.grad(phi, (a, tau), dphi)
+    mine_da, mine_dtau = hash_backward(z.detach(), phi.detach(), dphi, tau.detach(), 3)
+    torch.testing.assert_close(mine_da, da)
+    torch.testing.assert_close(mine_dtau, dtau)
+
+
+@pytest.mark.parametrize("causal", [False, True])
+def test_gradcheck(causal):
+    g = torch.Generator().manual_seed(2)
+    q, k, v = (torch.randn(1, 2, 14, 3, generator=g, dtype=torch.float64, requires_grad=True)
+               for _ in range(3))
+    planes = torch.randn(1, 2, 3, generator=g, dtype=torch.float64, requires_grad=True)
+    tau = torch.tensor(0.9, dtype=torch.float64, requires_grad=True)
+
+    def fn(q, k, v, planes, tau):
+        return fused_race_attention(q, k, v, planes, tau, causal=causal, chunk=3)
+
+    assert torch.autograd.gradcheck(fn, (q, k, v, planes, tau))
+
+
+@pytest.mark.parametrize("causal", [False, True])
+def test_half_inputs_stay_half_and_match_float32(causal):
+    attn = build_attention("race", 16, 2, temperature="fixed")
+    q, k, v = (torch.randn(1, 2, 50, 16) for _ in range(3))
+    exact = attn(q, k, v, causal=causal)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        half = attn(*(x.bfloat16() for x in (q, k, v)), causal=causal)
+    assert half.dtype == torch.bfloat16
+    torch.testing.assert_close(half.float(), exact, atol=0.05, rtol=0.05)
+
+
+@pytest.mark.parametrize("loop", [True, False])  # the CPU's loop and the GPU's cumsum
+def test_chunk_state_scans(loop):
+    g = torch.Generator().manual_seed(4)
+    states = torch.randn(6, 3, 2, generator=g, dtype=torch.float64)
+    edge = torch.randn(3, 2, generator=g, dtype=torch.float64)
+    expected_prefix = edge + states.cumsum(0)
+    expected_suffix = edge + states.flip(0).cumsum(0).flip(0)
+    torch.testing.assert_close(race_kernel._inclusive_prefix_(states.clone(), edge, loop),
+                               expected_prefix)
+    torch.testing.assert_close(race_kernel._inclusive_suffix_(states.clone(), edge, loop),
+                               expected_suffix)
