@@ -88,28 +88,50 @@ def _blocks(n: int, chunk: int) -> list[tuple[int, int]]:
     return [(start, min(start + block, n)) for start in range(0, n, block)]
 
 
-def _rows(x):
-    """The (N, X) matrices of each (batch, head) row of a (B, H, N, X) tensor: views."""
-    return [x[b, h] for b in range(x.shape[0]) for h in range(x.shape[1])]
+def _group_size(n: int, blocks: int) -> int:
+    """Rows per group: whole rows up to about BLOCK_TOKENS tokens; one row when a row is longer."""
+    return 1 if blocks > 1 else max(1, BLOCK_TOKENS // n)
+
+
+def _row_groups(x, size: int):
+    """(R, N, X) groups of `size` consecutive (batch, head) rows of a (B, H, N, X) tensor, lazily.
+
+    Views when x's layout allows it (always for one row, and for the contiguous outputs);
+    otherwise each group is copied when it is reached, so at most one group's copy is alive.
+    Many short rows per group make few large products; long rows go one at a time, in place.
+    """
+    heads, rows = x.shape[1], x.shape[0] * x.shape[1]
+    try:
+        flat = x.view(rows, *x.shape[2:])
+    except RuntimeError:  # e.g. heads-last memory seen as (B, H, N, D)
+        flat = None
+    for first in range(0, rows, size):
+        last = min(first + size, rows)
+        if flat is not None:
+            yield flat[first:last]
+        elif last - first == 1:
+            yield x[divmod(first, heads)].unsqueeze(0)
+        else:
+            yield torch.stack([x[divmod(r, heads)] for r in range(first, last)])
 
 
 def _chunks(x, chunk: int):
-    """(T, X) with T a multiple of chunk -> (T / chunk, chunk, X) view."""
-    return x.unflatten(0, (-1, chunk))
+    """(R, T, X) with T a multiple of chunk -> (R * T / chunk, chunk, X), a view where possible."""
+    return x.reshape(-1, chunk, x.shape[-1])
 
 
 def _blas_ready(x):
-    """x, or a copy of it where BLAS cannot read it in place (a broadcast gradient of out.sum())."""
-    return x if x.stride(-1) == 1 and x.stride(-2) >= x.shape[-1] else x.contiguous()
+    """x, or a contiguous copy (a broadcast gradient of out.sum(), a strided block)."""
+    return x if x.is_contiguous() else x.contiguous()
 
 
-def _cumsum_rows(x):
-    """x.cumsum(0) for a (T, S) block: the scan along the fast axis is several times quicker."""
-    return x.T.contiguous().cumsum(1).T
+def _cumsum_tokens(x):
+    """x.cumsum(-2) for (R, T, S) blocks: the scan along the fast axis is several times quicker."""
+    return x.mT.contiguous().cumsum(-1).mT
 
 
-def _pad_rows(x, rows: int):
-    return F.pad(x, (0, 0, 0, rows)) if rows else x
+def _pad_tokens(x, tokens: int):
+    return F.pad(x, (0, 0, 0, tokens)) if tokens else x
 
 
 def _use_loop(states, loop: bool | None) -> bool:
@@ -119,44 +141,45 @@ def _use_loop(states, loop: bool | None) -> bool:
 
 
 def _inclusive_prefix_(states, first, loop: bool | None = None):
-    """states[g] <- first + states[0] + ... + states[g], in place; (G, ...) tensor."""
-    states[0] += first
+    """states[:, g] <- first + states[:, 0] + ... + states[:, g], in place; (R, G, ...) tensor."""
+    states[:, 0] += first
     if not _use_loop(states, loop):
-        return states.cumsum_(0)
-    for g in range(1, states.shape[0]):
-        states[g] += states[g - 1]
+        return states.cumsum_(1)
+    for g in range(1, states.shape[1]):
+        states[:, g] += states[:, g - 1]
     return states
 
 
 def _inclusive_suffix_(states, last, loop: bool | None = None):
-    """states[g] <- last + states[g] + ... + states[G - 1], in place."""
-    states[-1] += last
+    """states[:, g] <- last + states[:, g] + ... + states[:, G - 1], in place."""
+    states[:, -1] += last
     if not _use_loop(states, loop):
-        return states.copy_(states.flip(0).cumsum(0).flip(0))
-    for g in range(states.shape[0] - 2, -1, -1):
-        states[g] += states[g + 1]
+        return states.copy_(states.flip(1).cumsum(1).flip(1))
+    for g in range(states.shape[1] - 2, -1, -1):
+        states[:, g] += states[:, g + 1]
     return states
 
 
 def _causal_chunks(a, b, c, state, chunk: int, out):
     """out[t] = a_t @ state + sum_{j <= t in the block} (a_t . b_j) c_j; returns the new state.
 
-    a, b (T, S), c, out (T, D), T a multiple of chunk; state (S, D) = sum of b_j c_j^T before
-    the block. The next state adds the block's own sum.
+    a, b (R, T, S), c, out (R, T, D), T a multiple of chunk, out contiguous; state (R, S, D) =
+    sum of b_j c_j^T before the block. The next state adds the block's own sum.
     """
-    ac, bc, cc, oc = (_chunks(x, chunk) for x in (a, b, c, out))
-    prefix = _inclusive_prefix_(torch.bmm(bc.mT, cc), state)  # (G, S, D)
-    torch.mm(ac[0], state, out=oc[0])
-    if len(prefix) > 1:
-        torch.bmm(ac[1:], prefix[:-1], out=oc[1:])
+    rows = a.shape[0]
+    ac, bc, cc, oc = (_chunks(x, chunk) for x in (a, b, c, out.view(out.shape)))
+    states = torch.bmm(bc.mT, cc).unflatten(0, (rows, -1))  # (R, G, S, D)
+    prefix = _inclusive_prefix_(states, state)
+    before = torch.cat([state.unsqueeze(1), prefix[:, :-1]], 1).flatten(0, 1)
+    torch.bmm(ac, before, out=oc)
     oc.baddbmm_(torch.bmm(ac, bc.mT).tril_(), cc)
-    return prefix[-1].clone()
+    return prefix[:, -1].clone()
 
 
 def _mm_into(dest, a, b):
     """dest = a @ b, written in place when the dtypes agree (else cast from the working dtype)."""
     if dest.dtype == a.dtype:
-        torch.mm(a, b, out=dest)
+        torch.matmul(a, b, out=dest)
     else:
         dest.copy_(a @ b)
 
@@ -172,7 +195,7 @@ class _Hash:
 
     def project(self, x, z):
         """z <- tanh(x W^T) for a block (z a view of the stored projections); returns phi(x)."""
-        torch.mm(x.to(self.work), self.planes.T, out=z).tanh_()
+        torch.tanh(x.to(self.work) @ self.planes.T, out=z)
         return self.phi(z)
 
     def phi(self, z):
@@ -185,142 +208,174 @@ class _Hash:
         if dx is not None:
             _mm_into(dx, da, self.planes)
         if x is not None:
-            self.dplanes.addmm_(da.T, x.to(self.work))
+            self.dplanes += (da.mT @ x.to(self.work)).sum(0)
 
 
-class _Row(NamedTuple):
-    """One (batch, head) row: (N, X) views of the call's tensors, None where not needed."""
+class _Rows(NamedTuple):
+    """A group of (batch, head) rows: (R, N, X) tensors, None where not needed."""
 
     q: torch.Tensor | None
     k: torch.Tensor | None
     v: torch.Tensor
     zq: torch.Tensor
     zk: torch.Tensor
-    keep: torch.Tensor | None  # (N, 1), 0 on padded keys
+    keep: torch.Tensor | None  # (R, N, 1), 0 on padded keys
 
 
-def _row_views(q, k, v, zq, zk, keep, work) -> list[_Row]:
-    batch, heads = v.shape[:2]
-    none = [None] * batch * heads
-    keeps = none if keep is None else [
-        keep[b, 0].to(work) for b in range(batch) for _ in range(heads)
-    ]
-    q_rows, k_rows = (none, none) if q is None else (_rows(q), _rows(k))
-    return [_Row(*fields) for fields in zip(q_rows, k_rows, _rows(v), _rows(zq), _rows(zk),
-                                             keeps)]
+def _groups(q, k, v, zq, zk, keep, work, size):
+    """The _Rows groups of a call, lazily (see _row_groups)."""
+    def split(x):
+        return None if x is None else _row_groups(x, size)
+
+    count = -(-v.shape[0] * v.shape[1] // size)
+    if keep is not None:  # (B, 1, N, 1) -> one (N, 1) per row
+        keep = keep.to(work).expand(*v.shape[:2], -1, -1)
+    fields = [split(x) or itertools.repeat(None, count) for x in (q, k, v, zq, zk, keep)]
+    return (_Rows(*row) for row in zip(*fields))
 
 
-def _key_features(hash_, row, start, stop, project):
+def _key_features(hash_, rows, start, stop, project):
     """(phi(k) of the block, the same with padded keys zeroed)."""
     if project:
-        raw = hash_.project(row.k[start:stop], row.zk[start:stop])
+        raw = hash_.project(rows.k[:, start:stop], rows.zk[:, start:stop])
     else:
-        raw = hash_.phi(row.zk[start:stop])
-    return raw, raw if row.keep is None else raw * row.keep[start:stop]
+        raw = hash_.phi(rows.zk[:, start:stop])
+    return raw, raw if rows.keep is None else raw * rows.keep[:, start:stop]
 
 
-def _global_forward(hash_, row, out, spans, eps):
-    """out of one row, all keys visible; returns (B, A) = (sum phi(k) v^T, sum phi(k))."""
-    kv = torch.zeros(hash_.features, row.v.shape[-1], dtype=hash_.work, device=row.v.device)
-    ksum = torch.zeros(hash_.features, dtype=hash_.work, device=row.v.device)
+def _zeros(hash_, rows, *shape):
+    return torch.zeros(rows.v.shape[0], *shape, dtype=hash_.work, device=rows.v.device)
+
+
+def _global_forward(hash_, rows, out, spans, eps):
+    """out of a group, all keys visible; returns (B, A) = (sum phi(k) v^T, sum phi(k))."""
+    kv, ksum = _zeros(hash_, rows, hash_.features, rows.v.shape[-1]), _zeros(hash_, rows,
+                                                                            hash_.features)
     for start, stop in spans:
-        _, fk = _key_features(hash_, row, start, stop, project=True)
-        kv.addmm_(fk.T, row.v[start:stop].to(hash_.work))
-        ksum += fk.sum(0)
+        _, fk = _key_features(hash_, rows, start, stop, project=True)
+        kv.baddbmm_(fk.mT, rows.v[:, start:stop].to(hash_.work))
+        ksum += fk.sum(-2)
     for start, stop in spans:
-        fq = hash_.project(row.q[start:stop], row.zq[start:stop])
+        fq = hash_.project(rows.q[:, start:stop], rows.zq[:, start:stop])
         fq /= fq @ ksum.unsqueeze(-1) + eps  # phi(q_t) / den_t
-        _mm_into(out[start:stop], fq, kv)
+        _mm_into(out[:, start:stop], fq, kv)
     return kv, ksum
 
 
-def _causal_forward(hash_, row, out, spans, eps, chunk, before, before_sums):
-    """out of one row, keys j <= t visible; fills (B, A) before each block."""
-    kv = torch.zeros(hash_.features, row.v.shape[-1], dtype=hash_.work, device=row.v.device)
-    ksum = torch.zeros(hash_.features, dtype=hash_.work, device=row.v.device)
+def _causal_forward(hash_, rows, out, spans, eps, chunk, before, before_sums):
+    """out of a group, keys j <= t visible; fills (B, A) before each block."""
+    kv = _zeros(hash_, rows, hash_.features, rows.v.shape[-1])
+    ksum = _zeros(hash_, rows, hash_.features)
     for index, (start, stop) in enumerate(spans):
-        before[index], before_sums[index] = kv, ksum
-        fq = hash_.project(row.q[start:stop], row.zq[start:stop])
-        _, fk = _key_features(hash_, row, start, stop, project=True)
-        key_sums = _cumsum_rows(fk) + ksum  # A_t, (T, S)
+        before[:, index], before_sums[:, index] = kv, ksum
+        fq = hash_.project(rows.q[:, start:stop], rows.zq[:, start:stop])
+        _, fk = _key_features(hash_, rows, start, stop, project=True)
+        key_sums = _cumsum_tokens(fk) + ksum.unsqueeze(1)  # A_t, (R, T, S)
         fq /= (fq * key_sums).sum(-1, keepdim=True) + eps
-        ksum = key_sums[-1]
+        ksum = key_sums[:, -1]
         pad = -(stop - start) % chunk  # zero rows add nothing; their outputs are dropped
-        dest = out[start:stop]
-        direct = pad == 0 and dest.dtype == hash_.work
-        result = dest if direct else fq.new_empty(stop - start + pad, row.v.shape[-1])
-        vb = row.v[start:stop].to(hash_.work)
-        kv = _causal_chunks(*(_pad_rows(x, pad) for x in (fq, fk, vb)), kv, chunk, result)
+        dest = out[:, start:stop]
+        direct = pad == 0 and dest.dtype == hash_.work and dest.is_contiguous()
+        result = dest if direct else fq.new_empty(fq.shape[0], stop - start + pad,
+                                                  rows.v.shape[-1])
+        vb = rows.v[:, start:stop].to(hash_.work)
+        kv = _causal_chunks(*(_pad_tokens(x, pad) for x in (fq, fk, vb)), kv, chunk, result)
         if not direct:
-            dest.copy_(result[: stop - start])
+            dest.copy_(result[:, : stop - start])
 
 
-def _global_backward(hash_, row, grad, kv, ksum, spans, eps, dq, dk, dv, want_hash):
-    """Gradients of one row, all keys visible (the formulas of FusedRace)."""
+def _global_backward(hash_, rows, grad, kv, ksum, spans, eps, dq, dk, dv, want_hash):
+    """Gradients of a group, all keys visible (the formulas of FusedRace)."""
     work = hash_.work
     dkv, dksum = torch.zeros_like(kv), torch.zeros_like(ksum)
     for start, stop in spans:
-        z = row.zq[start:stop]
+        z = rows.zq[:, start:stop]
         fq = hash_.phi(z)
         den = fq @ ksum.unsqueeze(-1) + eps
         fqn = fq / den
-        gb = _blas_ready(grad[start:stop].to(work))
-        prod = gb @ kv.T  # P_t = B^T g_t, (T, S)
+        gb = _blas_ready(grad[:, start:stop].to(work))
+        prod = gb @ kv.mT  # P_t = B^T g_t, (R, T, S)
         dden = -(fqn * prod).sum(-1, keepdim=True) / den
-        dkv.addmm_(fqn.T, gb)
-        dksum += (fq * dden).sum(0)
+        dkv.baddbmm_(fqn.mT, gb)
+        dksum += (fq * dden).sum(-2)
         if dq is not None or want_hash:
-            dfq = prod.div_(den).add_(dden * ksum)
-            hash_.pull(z, fq, dfq, _block(dq, start, stop), _block(row.q, start, stop))
+            dfq = prod.div_(den).add_(dden * ksum.unsqueeze(1))
+            hash_.pull(z, fq, dfq, _block(dq, start, stop), _block(rows.q, start, stop))
     for start, stop in spans:
-        raw, fk = _key_features(hash_, row, start, stop, project=False)
+        raw, fk = _key_features(hash_, rows, start, stop, project=False)
         if dv is not None:
-            _mm_into(dv[start:stop], fk, dkv)
+            _mm_into(dv[:, start:stop], fk, dkv)
         if dk is not None or want_hash:
-            dfk = torch.addmm(dksum, row.v[start:stop].to(work), dkv.T)
-            if row.keep is not None:
-                dfk *= row.keep[start:stop]
-            hash_.pull(row.zk[start:stop], raw, dfk, _block(dk, start, stop),
-                       _block(row.k, start, stop))
+            dfk = torch.baddbmm(dksum.unsqueeze(1), rows.v[:, start:stop].to(work), dkv.mT)
+            if rows.keep is not None:
+                dfk *= rows.keep[:, start:stop]
+            hash_.pull(rows.zk[:, start:stop], raw, dfk, _block(dk, start, stop),
+                       _block(rows.k, start, stop))
 
 
-def _causal_backward(hash_, row, grad, before, before_sums, spans, eps, chunk, dq, dk, dv):
-    """Gradients of one row, keys j <= t visible; blocks from the last to the first."""
+def _causal_backward(hash_, rows, grad, before, before_sums, spans, eps, chunk, dq, dk, dv):
+    """Gradients of a group, keys j <= t visible; blocks from the last to the first."""
     work = hash_.work
-    later = torch.zeros(row.v.shape[-1], hash_.features, dtype=work, device=row.v.device)
-    later_sums = torch.zeros(hash_.features, dtype=work, device=row.v.device)
+    later = _zeros(hash_, rows, rows.v.shape[-1], hash_.features)
+    later_sums = _zeros(hash_, rows, hash_.features)
     for index in reversed(range(len(spans))):
         start, stop = spans[index]
         length, pad = stop - start, -(stop - start) % chunk
-        fq = hash_.phi(row.zq[start:stop])
-        raw, fk = _key_features(hash_, row, start, stop, project=False)
-        key_sums = _cumsum_rows(fk) + before_sums[index]
+        fq = hash_.phi(rows.zq[:, start:stop])
+        raw, fk = _key_features(hash_, rows, start, stop, project=False)
+        key_sums = _cumsum_tokens(fk) + before_sums[:, index].unsqueeze(1)
         den = (fq * key_sums).sum(-1, keepdim=True) + eps
         fqn = fq / den
-        gb = _blas_ready(grad[start:stop].to(work))
-        vb = row.v[start:stop].to(work)
+        gb = _blas_ready(grad[:, start:stop].to(work))
+        vb = rows.v[:, start:stop].to(work)
         prod, dfk, dvb, later = _causal_backward_chunks(
-            *(_pad_rows(x, pad) for x in (gb, vb, fk, fqn)), before[index], later, chunk
+            *(_pad_tokens(x, pad) for x in (gb, vb, fk, fqn)), before[:, index], later, chunk
         )
-        prod, dfk = prod[:length], dfk[:length]
+        prod, dfk = prod[:, :length], dfk[:, :length]
         if dv is not None:
-            dv[start:stop] = dvb[:length]
+            dv[:, start:stop] = dvb[:, :length]
         dden = -(fqn * prod).sum(-1, keepdim=True) / den
         weighted = fq * dden  # dden_t phi(q_t): its sums over t >= j feed dphi(k_j)
         dfq = prod.div_(den).add_(dden * key_sums)
-        hash_.pull(row.zq[start:stop], fq, dfq, _block(dq, start, stop),
-                   _block(row.q, start, stop))
-        total = weighted.sum(0)
-        dfk += total - _cumsum_rows(weighted) + weighted + later_sums
-        later_sums = later_sums + total
-        if row.keep is not None:
-            dfk *= row.keep[start:stop]
-        hash_.pull(row.zk[start:stop], raw, dfk, _block(dk, start, stop),
-                   _block(row.k, start, stop))
+        hash_.pull(rows.zq[:, start:stop], fq, dfq, _block(dq, start, stop),
+                   _block(rows.q, start, stop))
+        total = weighted.sum(-2, keepdim=True)
+        dfk += total - _cumsum_tokens(weighted) + weighted + later_sums.unsqueeze(1)
+        later_sums = later_sums + total.squeeze(1)
+        if rows.keep is not None:
+            dfk *= rows.keep[:, start:stop]
+        hash_.pull(rows.zk[:, start:stop], raw, dfk, _block(dk, start, stop),
+                   _block(rows.k, start, stop))
 
 
 def _block(x, start, stop):
-    return None if x is None else x[start:stop]
+    return None if x is None else x[:, start:stop]
+
+
+def _causal_backward_chunks(g, v, fk, fqn, state, later, chunk: int):
+    """The three causal products of the backward pass over one block, sharing their scores.
+
+    g, v (R, T, D), fk, fqn (R, T, S), T a multiple of chunk; state (R, S, D) = sum of
+    phi(k_j) v_j^T before the block; later (R, D, S) = sum of g_t fqn_t^T after it. Returns
+        P_t   = sum_{j<=t} (g_t . v_j) fk_j          (R, T, S)
+        dfk_j = sum_{t>=j} (v_j . g_t) fqn_t         (R, T, S)
+        dv_j  = sum_{t>=j} (fk_j . fqn_t) g_t        (R, T, D)
+    and `later` moved to the block's start. The scores g_t . v_j serve P (j <= t) and, transposed,
+    dfk (t >= j).
+    """
+    rows, length = g.shape[:2]
+    gc, vc, fkc, fqc = (_chunks(x, chunk) for x in (g, v, fk, fqn))
+    scores = torch.bmm(gc, vc.mT).tril_()  # (R G, C, C): g_t . v_j for j <= t
+    ahead = _inclusive_prefix_(torch.bmm(vc.mT, fkc).unflatten(0, (rows, -1)), state.mT)
+    ahead = torch.cat([state.mT.unsqueeze(1), ahead[:, :-1]], 1).flatten(0, 1)
+    prod = torch.bmm(scores, fkc).baddbmm_(gc, ahead)  # (R G, C, S)
+    behind = _inclusive_suffix_(torch.bmm(gc.mT, fqc).unflatten(0, (rows, -1)), later)
+    new_later = behind[:, 0].clone()
+    behind = torch.cat([behind[:, 1:], later.unsqueeze(1)], 1).flatten(0, 1)  # (R G, D, S)
+    dfk = torch.bmm(scores.mT, fqc).baddbmm_(vc, behind)
+    dv = torch.bmm(torch.bmm(fkc, fqc.mT).triu_(), gc).baddbmm_(fkc, behind.mT)
+    return (prod.view(rows, length, -1), dfk.view(rows, length, -1), dv.view(rows, length, -1),
+            new_later)
 
 
 class FusedRace(torch.autograd.Function):
@@ -333,6 +388,7 @@ class FusedRace(torch.autograd.Function):
         dphi(q_t) = P_t / den_t + dden_t A_t
         dphi(k_j) = sum_{t>=j} ((v_j . g_t) fqn_t + dden_t phi(q_t))
         dv_j      = sum_{t>=j} (phi(k_j) . fqn_t) g_t
+    Output and gradients are allocated contiguous, so every group's block of them is a view.
     """
 
     @staticmethod
@@ -342,78 +398,52 @@ class FusedRace(torch.autograd.Function):
         batch, heads, n, _ = q.shape
         chunk = max(1, min(chunk, n))
         spans = _blocks(n, chunk)
+        size = _group_size(n, len(spans))
         zq = q.new_empty(batch, heads, n, planes.shape[0], dtype=work)
         zk = torch.empty_like(zq)
-        out = torch.empty_like(v)
-        rows = _row_views(q, k, v, zq, zk, keep, work)
-        if causal:
-            first = q.new_empty(len(rows), len(spans), hash_.features, v.shape[-1], dtype=work)
-            second = q.new_empty(len(rows), len(spans), hash_.features, dtype=work)
+        out = v.new_empty(v.shape)
+        groups = _groups(q, k, v, zq, zk, keep, work, size)
+        first, second = [], []
         with torch.autocast(q.device.type, enabled=False):  # float32 work on half inputs
-            for r, (row, out_row) in enumerate(zip(rows, _rows(out))):
+            for rows, out_rows in zip(groups, _row_groups(out, size)):
                 if causal:
-                    _causal_forward(hash_, row, out_row, spans, eps, chunk, first[r], second[r])
+                    kv = rows.v.new_empty(len(rows.v), len(spans), hash_.features,
+                                          v.shape[-1], dtype=work)
+                    ksum = kv.new_empty(len(rows.v), len(spans), hash_.features)
+                    _causal_forward(hash_, rows, out_rows, spans, eps, chunk, kv, ksum)
                 else:
-                    kv, ksum = _global_forward(hash_, row, out_row, spans, eps)
-                    if r == 0:
-                        first = kv.new_empty(len(rows), *kv.shape)
-                        second = ksum.new_empty(len(rows), *ksum.shape)
-                    first[r], second[r] = kv, ksum
-        ctx.save_for_backward(v, zq, zk, keep, planes, tau, first, second,
+                    kv, ksum = _global_forward(hash_, rows, out_rows, spans, eps)
+                first.append(kv)
+                second.append(ksum)
+        ctx.save_for_backward(v, zq, zk, keep, planes, tau, torch.cat(first), torch.cat(second),
                               *((q, k) if ctx.needs_input_grad[4] else ()))
-        ctx.setup = (hyperplanes, causal, eps, chunk)
+        ctx.setup = (hyperplanes, causal, eps, chunk, size)
         return out
 
     @staticmethod
     def backward(ctx, grad):
         v, zq, zk, keep, planes, tau, first, second, *inputs = ctx.saved_tensors
-        hyperplanes, causal, eps, chunk = ctx.setup
+        hyperplanes, causal, eps, chunk, size = ctx.setup
         want_q, want_k, want_v, _, want_planes, want_tau = ctx.needs_input_grad[:6]
         hash_ = _Hash(planes, tau, hyperplanes, zq.dtype)
         spans = _blocks(v.shape[-2], chunk)
-        grads = [torch.empty_like(v) if want else None for want in (want_q, want_k, want_v)]
-        none = [None] * v.shape[0] * v.shape[1]
-        grad_rows = [none if x is None else _rows(x) for x in grads]
-        rows = _row_views(*(inputs or (None, None)), v, zq, zk, keep, zq.dtype)
+        grads = [v.new_empty(v.shape) if want else None for want in (want_q, want_k, want_v)]
+        groups = _groups(*(inputs or (None, None)), v, zq, zk, keep, zq.dtype, size)
+        grad_groups = _row_groups(grad, size)
+        split = [itertools.repeat(None) if x is None else _row_groups(x, size) for x in grads]
+        offset = 0
         with torch.autocast(v.device.type, enabled=False):
-            for r, (row, g, dq, dk, dv) in enumerate(zip(rows, _rows(grad), *grad_rows)):
+            for rows, g, dq, dk, dv in zip(groups, grad_groups, *split):
+                size = len(rows.v)
+                kv, ksum = first[offset:offset + size], second[offset:offset + size]
+                offset += size
                 if causal:
-                    _causal_backward(hash_, row, g, first[r], second[r], spans, eps, chunk,
-                                     dq, dk, dv)
+                    _causal_backward(hash_, rows, g, kv, ksum, spans, eps, chunk, dq, dk, dv)
                 else:
-                    _global_backward(hash_, row, g, first[r], second[r], spans, eps, dq, dk,
-                                     dv, want_planes or want_tau)
+                    _global_backward(hash_, rows, g, kv, ksum, spans, eps, dq, dk, dv,
+                                     want_planes or want_tau)
         return (*grads, None, hash_.dplanes if want_planes else None,
                 hash_.dtau if want_tau else None, None, None, None, None)
-
-
-def _causal_backward_chunks(g, v, fk, fqn, state, later, chunk: int):
-    """The three causal products of the backward pass over one block, sharing their scores.
-
-    g, v (T, D), fk, fqn (T, S), T a multiple of chunk; state (S, D) = sum of phi(k_j) v_j^T
-    before the block; later (D, S) = sum of g_t fqn_t^T after it. Returns
-        P_t   = sum_{j<=t} (g_t . v_j) fk_j          (T, S)
-        dfk_j = sum_{t>=j} (v_j . g_t) fqn_t         (T, S)
-        dv_j  = sum_{t>=j} (fk_j . fqn_t) g_t        (T, D)
-    and `later` moved to the block's start. The scores g_t . v_j serve P (j <= t) and, transposed,
-    dfk (t >= j).
-    """
-    gc, vc, fkc, fqc = (_chunks(x, chunk) for x in (g, v, fk, fqn))
-    scores = torch.bmm(gc, vc.mT).tril_()  # (G, C, C): g_t . v_j for j <= t
-    prod = torch.bmm(scores, fkc)
-    ahead = _inclusive_prefix_(torch.bmm(vc.mT, fkc), state.T)  # (G, D, S)
-    prod[0] += gc[0] @ state.T
-    if len(ahead) > 1:
-        prod[1:].baddbmm_(gc[1:], ahead[:-1])
-    behind = _inclusive_suffix_(torch.bmm(gc.mT, fqc), later)  # (G, D, S): g fqn^T from t
-    dfk = torch.bmm(scores.mT, fqc)
-    dv = torch.bmm(torch.bmm(fkc, fqc.mT).triu_(), gc)
-    dfk[-1] += vc[-1] @ later
-    dv[-1] += fkc[-1] @ later.T
-    if len(behind) > 1:
-        dfk[:-1].baddbmm_(vc[:-1], behind[1:])
-        dv[:-1].baddbmm_(fkc[:-1], behind[1:].mT)
-    return prod.flatten(0, 1), dfk.flatten(0, 1), dv.flatten(0, 1), behind[0].clone()
 
 
 def fused_race_attention(q, k, v, planes, tau, *, causal: bool, keep=None, eps: float = 1e-6,
