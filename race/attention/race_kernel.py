@@ -11,10 +11,10 @@ block, and writes the soft hash's backward out by hand, so the backward pass nev
 again and no N x S feature tensor is ever kept. Beside q, k, v, the output and the three input
 gradients, memory is z plus a few blocks of temporaries.
 
-Work is done per (batch, head) row and per block of tokens on 2-D views of the inputs, so every
-product is one BLAS call on memory in place (no copies of q, k, v, whatever their strides), and
-results are written straight into the output and gradient tensors. Half inputs are upcast a block
-at a time (float32 compute, RACE.md section 5).
+Work goes over groups of (batch, head) rows and blocks of tokens: short rows in groups of about
+one block (few, large products), long rows one at a time as in-place views (no copy of q, k, v,
+whatever their strides). Results are written straight into the output and gradient tensors.
+Half inputs are upcast a block at a time (float32 compute, RACE.md section 5).
 
 Notation: t query position, j key position, s features (S = L * 2**P), d head size (D),
 C chunk size, G chunks in a block.
@@ -29,13 +29,13 @@ from typing import NamedTuple
 import torch
 import torch.nn.functional as F
 
-# Tokens per block and row: bounds the temporaries to a few BLOCK_TOKENS * max(S, D, C) numbers.
+# Tokens per block (and per group of short rows): temporaries are a few BLOCK_TOKENS * max(S, D, C).
 BLOCK_TOKENS = 32768
 
 
 @functools.lru_cache(maxsize=32)
 def _bucket_matrices(tables: int, hyperplanes: int, device, dtype):
-    """(up, table) as (L * P, L * R) block-diagonal 0/1 matrices.
+    """(up, table, to_log_phi): two (L * P, L * R) block-diagonal 0/1 matrices and their stack.
 
     up[l P + p, l R + r] = 1 when hyperplane p sends bucket r of table l up (bit p of r, the
     first hyperplane the most significant digit, as `race.corners`); table[l P + p, l R + r] = 1
