@@ -120,11 +120,6 @@ def _chunks(x, chunk: int):
     return x.reshape(-1, chunk, x.shape[-1])
 
 
-def _blas_ready(x):
-    """x, or a contiguous copy (a broadcast gradient of out.sum(), a strided block)."""
-    return x if x.is_contiguous() else x.contiguous()
-
-
 def _cumsum_tokens(x):
     """x.cumsum(-2) for (R, T, S) blocks: the scan along the fast axis is several times quicker."""
     return x.mT.contiguous().cumsum(-1).mT
@@ -167,7 +162,8 @@ def _causal_chunks(a, b, c, state, chunk: int, out):
     sum of b_j c_j^T before the block. The next state adds the block's own sum.
     """
     rows = a.shape[0]
-    ac, bc, cc, oc = (_chunks(x, chunk) for x in (a, b, c, out.view(out.shape)))
+    ac, bc, cc = (_chunks(x, chunk) for x in (a, b, c))
+    oc = out.view(-1, chunk, out.shape[-1])  # a view, so the products below write into out
     states = torch.bmm(bc.mT, cc).unflatten(0, (rows, -1))  # (R, G, S, D)
     prefix = _inclusive_prefix_(states, state)
     before = torch.cat([state.unsqueeze(1), prefix[:, :-1]], 1).flatten(0, 1)
@@ -227,10 +223,9 @@ def _groups(q, k, v, zq, zk, keep, work, size):
     def split(x):
         return None if x is None else _row_groups(x, size)
 
-    count = -(-v.shape[0] * v.shape[1] // size)
     if keep is not None:  # (B, 1, N, 1) -> one (N, 1) per row
         keep = keep.to(work).expand(*v.shape[:2], -1, -1)
-    fields = [split(x) or itertools.repeat(None, count) for x in (q, k, v, zq, zk, keep)]
+    fields = [split(x) or itertools.repeat(None) for x in (q, k, v, zq, zk, keep)]
     return (_Rows(*row) for row in zip(*fields))
 
 
@@ -249,8 +244,8 @@ def _zeros(hash_, rows, *shape):
 
 def _global_forward(hash_, rows, out, spans, eps):
     """out of a group, all keys visible; returns (B, A) = (sum phi(k) v^T, sum phi(k))."""
-    kv, ksum = _zeros(hash_, rows, hash_.features, rows.v.shape[-1]), _zeros(hash_, rows,
-                                                                            hash_.features)
+    kv = _zeros(hash_, rows, hash_.features, rows.v.shape[-1])
+    ksum = _zeros(hash_, rows, hash_.features)
     for start, stop in spans:
         _, fk = _key_features(hash_, rows, start, stop, project=True)
         kv.baddbmm_(fk.mT, rows.v[:, start:stop].to(hash_.work))
@@ -293,7 +288,7 @@ def _global_backward(hash_, rows, grad, kv, ksum, spans, eps, dq, dk, dv, want_h
         fq = hash_.phi(z)
         den = fq @ ksum.unsqueeze(-1) + eps
         fqn = fq / den
-        gb = _blas_ready(grad[:, start:stop].to(work))
+        gb = grad[:, start:stop].to(work).contiguous()
         prod = gb @ kv.mT  # P_t = B^T g_t, (R, T, S)
         dden = -(fqn * prod).sum(-1, keepdim=True) / den
         dkv.baddbmm_(fqn.mT, gb)
@@ -326,7 +321,7 @@ def _causal_backward(hash_, rows, grad, before, before_sums, spans, eps, chunk, 
         key_sums = _cumsum_tokens(fk) + before_sums[:, index].unsqueeze(1)
         den = (fq * key_sums).sum(-1, keepdim=True) + eps
         fqn = fq / den
-        gb = _blas_ready(grad[:, start:stop].to(work))
+        gb = grad[:, start:stop].to(work).contiguous()
         vb = rows.v[:, start:stop].to(work)
         prod, dfk, dvb, later = _causal_backward_chunks(
             *(_pad_tokens(x, pad) for x in (gb, vb, fk, fqn)), before[:, index], later, chunk
