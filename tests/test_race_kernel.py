@@ -1,12 +1,19 @@
-"""The fused RACE kernel that the scaling study leans on: exact in float64, O(N D) memory."""
+"""The fused kernel that the scaling study leans on (RACE, and linear attention over given
+features for linear and performer): exact in float64, O(N D) memory."""
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 from race.attention import build_attention, race_kernel
-from race.attention.causal_linear import linear_attention
+from race.attention.causal_linear import linear_attention, linear_attention_reference
 from race.attention.race import soft_hash
-from race.attention.race_kernel import fused_race_attention, hash_backward, hash_from_projection
+from race.attention.race_kernel import (
+    fused_linear_attention,
+    fused_race_attention,
+    hash_backward,
+    hash_from_projection,
+)
 
 
 @pytest.fixture(autouse=True)
@@ -35,7 +42,7 @@ def test_equals_linear_attention_over_stored_features(causal, masked, layout, le
     keep = (torch.rand(2, 1, length, 1, generator=g) > 0.3).double() if masked else None
     fused = fused_race_attention(q, k, v, planes, tau, causal=causal, keep=keep, chunk=4)
     k_features = soft_hash(k, planes, tau) * (1 if keep is None else keep)
-    stored = linear_attention(soft_hash(q, planes, tau), k_features, v, causal=causal, chunk=4)
+    stored = linear_attention_reference(soft_hash(q, planes, tau), k_features, v, causal=causal)
     weight = torch.randn(stored.shape, generator=g, dtype=torch.float64)
     mine = torch.autograd.grad((fused * weight).sum(), (q, k, v, planes, tau))
     theirs = torch.autograd.grad((stored * weight).sum(), (q, k, v, planes, tau))
@@ -93,3 +100,58 @@ def test_chunk_state_scans(loop):
                                expected_prefix)
     torch.testing.assert_close(race_kernel._inclusive_suffix_(states.clone()[None], edge, loop)[0],
                                expected_suffix)
+
+
+@pytest.mark.parametrize("causal", [False, True])
+@pytest.mark.parametrize("eps_kind", ["number", "per-query"])  # the performer's eps is per query
+@pytest.mark.parametrize("layout", ["contiguous", "heads-last"])
+@pytest.mark.parametrize("length", [5, 41, 48])
+@pytest.mark.parametrize("feature_map", ["given", "elu"])
+def test_linear_attention_equals_quadratic_form(causal, eps_kind, layout, length, feature_map):
+    g = torch.Generator().manual_seed(5)
+    q, k, v = _inputs(g, length, layout=layout)
+    keep = (torch.rand(2, 1, length, 1, generator=g) > 0.3).double()
+    eps = (0.5 if eps_kind == "number"
+           else torch.rand(2, 3, length, 1, generator=g, dtype=torch.float64))
+    if feature_map == "given":  # padded keys zeroed by the caller, as the performer does
+        q_features, k_features = torch.exp(q), torch.exp(k) * keep
+        fused = linear_attention(q_features, k_features, v, causal=causal, eps=eps, chunk=4)
+    else:
+        q_features, k_features = F.elu(q) + 1, (F.elu(k) + 1) * keep
+        fused = fused_linear_attention(q, k, v, causal=causal, feature_map="elu", keep=keep,
+                                       eps=eps, chunk=4)
+    plain = linear_attention_reference(q_features, k_features, v, causal=causal, eps=eps)
+    weight = torch.randn(plain.shape, generator=g, dtype=torch.float64)
+    mine = torch.autograd.grad((fused * weight).sum(), (q, k, v), retain_graph=True)
+    theirs = torch.autograd.grad((plain * weight).sum(), (q, k, v))
+    torch.testing.assert_close(fused, plain)
+    for name, a, b in zip("qkv", mine, theirs):
+        torch.testing.assert_close(a, b, msg=lambda m, name=name: f"d{name}: {m}")
+
+
+@pytest.mark.parametrize("causal", [False, True])
+@pytest.mark.parametrize("feature_map", ["given", "elu"])
+def test_linear_attention_gradcheck(causal, feature_map):
+    g = torch.Generator().manual_seed(6)
+    q, k, v = (torch.rand(1, 2, 14, 3, generator=g, dtype=torch.float64, requires_grad=True)
+               for _ in range(3))
+    eps = torch.rand(1, 2, 14, 1, generator=g, dtype=torch.float64)
+
+    shift = 0.5 if feature_map == "elu" else 0.0  # elu: both sides of 0; given: positive features
+
+    def fn(q, k, v):
+        return fused_linear_attention(q - shift, k - shift, v, causal=causal, eps=eps, chunk=3,
+                                      feature_map=feature_map)
+
+    assert torch.autograd.gradcheck(fn, (q, k, v))
+
+
+def test_linear_attention_rejects_bad_input():
+    x = torch.rand(2, 7, 4)
+    with pytest.raises(ValueError, match="batch, heads, length, features"):
+        linear_attention(x, x, x, causal=True)
+    x = x[None]
+    with pytest.raises(ValueError, match="detach"):
+        linear_attention(x, x, x, causal=True, eps=torch.ones(1, requires_grad=True))
+    with pytest.raises(ValueError, match="feature_map must be one of"):
+        fused_linear_attention(x, x, x, causal=True, feature_map="relu")

@@ -2,16 +2,10 @@
 
 from __future__ import annotations
 
-import torch.nn.functional as F
-
 from .base import Attention, keep_mask
-from .causal_linear import DEFAULT_CHUNK, linear_attention
+from .causal_linear import DEFAULT_CHUNK
+from .race_kernel import elu_features, fused_linear_attention
 from .recurrent import linear_attention_step
-
-
-def elu_features(x):
-    """phi(x) = elu(x) + 1 > 0."""
-    return F.elu(x) + 1
 
 
 class LinearAttention(Attention):
@@ -24,12 +18,9 @@ class LinearAttention(Attention):
         self.eps, self.chunk_size = eps, chunk_size
 
     def attend(self, q, k, v, causal, key_padding_mask):
-        q_features, k_features = elu_features(q), elu_features(k)
-        keep = keep_mask(key_padding_mask, k_features)
-        if keep is not None:
-            k_features = k_features * keep
-        return linear_attention(
-            q_features, k_features, v, causal=causal, eps=self.eps, chunk=self.chunk_size
+        return fused_linear_attention(  # elu_features of q and k, rebuilt block by block
+            q, k, v, causal=causal, feature_map="elu", keep=keep_mask(key_padding_mask, k),
+            eps=self.eps, chunk=self.chunk_size,
         )
 
     def decode(self, q, k, v, cache):
