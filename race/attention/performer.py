@@ -90,9 +90,11 @@ class PerformerAttention(Attention):
         q_shift = q_logits.detach().amax(-1, keepdim=True)  # (b, h, n, 1)
         k_shift = k_logits.detach().amax((-1, -2), keepdim=True)  # (b, h, 1, 1)
         k_shift = k_shift.clamp_min(torch.finfo(q.dtype).min)  # all keys padded: no -inf
-        scale = self.features**-0.5
-        q_features = torch.exp(q_logits - q_shift) * scale
-        k_features = torch.exp(k_logits - k_shift) * scale
+        # the 1/sqrt(m) scale goes into the exponent: exp's saved output is then the feature
+        # tensor itself, not a second copy of it
+        log_scale = -0.5 * math.log(self.features)
+        q_features = (q_logits - q_shift).add_(log_scale).exp_()
+        k_features = (k_logits - k_shift).add_(log_scale).exp_()
         eps = torch.exp(math.log(self.eps) - q_shift - k_shift)
         return linear_attention(
             q_features, k_features, v, causal=causal, eps=eps, chunk=self.chunk_size

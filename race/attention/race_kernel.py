@@ -319,37 +319,48 @@ def _global_backward(fmap, rows, grad, kv, ksum, spans, dq, dk, dv, want_hash):
 
 def _causal_backward(fmap, rows, grad, before, before_sums, spans, chunk, dq, dk, dv):
     """Gradients of a group, keys j <= t visible; blocks from the last to the first."""
-    work = fmap.work
     later = _zeros(fmap, rows, rows.v.shape[-1], fmap.features)
     later_sums = _zeros(fmap, rows, fmap.features)
-    for index in reversed(range(len(spans))):
-        start, stop = spans[index]
-        length, pad = stop - start, -(stop - start) % chunk
-        fq = fmap.phi(rows.zq[:, start:stop])
-        raw, fk = _key_features(fmap, rows, start, stop, project=False)
-        key_sums = _cumsum_tokens(fk) + before_sums[:, index].unsqueeze(1)
-        den = (fq * key_sums).sum(-1, keepdim=True) + rows.eps_at(start, stop)
-        fqn = fq / den
-        gb = grad[:, start:stop].to(work).contiguous()
-        vb = rows.v[:, start:stop].to(work)
-        prod, dfk, dvb, later = _causal_backward_chunks(
-            *(_pad_tokens(x, pad) for x in (gb, vb, fk, fqn)), before[:, index], later, chunk
-        )
-        prod, dfk = prod[:, :length], dfk[:, :length]
-        if dv is not None:
-            dv[:, start:stop] = dvb[:, :length]
-        dden = -(fqn * prod).sum(-1, keepdim=True) / den
-        weighted = fq * dden  # dden_t phi(q_t): its sums over t >= j feed dphi(k_j)
-        dfq = prod.div_(den).add_(dden * key_sums)
-        fmap.pull(rows.zq[:, start:stop], fq, dfq, _block(dq, start, stop),
-                   _block(rows.q, start, stop))
-        total = weighted.sum(-2, keepdim=True)
-        dfk += total - _cumsum_tokens(weighted) + weighted + later_sums.unsqueeze(1)
-        later_sums = later_sums + total.squeeze(1)
-        if rows.keep is not None:
-            dfk *= rows.keep[:, start:stop]
-        fmap.pull(rows.zk[:, start:stop], raw, dfk, _block(dk, start, stop),
-                   _block(rows.k, start, stop))
+    for index in reversed(range(len(spans))):  # one call per block: its temporaries die with it
+        later, later_sums = _causal_backward_block(fmap, rows, grad, before[:, index],
+                                                   before_sums[:, index], later, later_sums,
+                                                   spans[index], chunk, dq, dk, dv)
+
+
+def _causal_backward_block(fmap, rows, grad, before, before_sums, later, later_sums, span,
+                           chunk, dq, dk, dv):
+    """One block of _causal_backward; returns (later, later_sums) moved to the block's start."""
+    start, stop = span
+    length, pad = stop - start, -(stop - start) % chunk
+    fq = fmap.phi(rows.zq[:, start:stop])
+    raw, fk = _key_features(fmap, rows, start, stop, project=False)
+    key_sums = _cumsum_tokens(fk) + before_sums.unsqueeze(1)
+    den = (fq * key_sums).sum(-1, keepdim=True) + rows.eps_at(start, stop)
+    fqn = fq / den
+    gb = grad[:, start:stop].to(fmap.work).contiguous()
+    vb = rows.v[:, start:stop].to(fmap.work)
+    prod, dfk, dvb, later = _causal_backward_chunks(
+        *(_pad_tokens(x, pad) for x in (gb, vb, fk, fqn)), before, later, chunk
+    )
+    del gb, vb
+    prod, dfk = prod[:, :length], dfk[:, :length]
+    if dv is not None:
+        dv[:, start:stop] = dvb[:, :length]
+    del dvb
+    dden = -(fqn * prod).sum(-1, keepdim=True) / den
+    weighted = fq * dden  # dden_t phi(q_t): its sums over t >= j feed dphi(k_j)
+    dfq = prod.div_(den).add_(dden * key_sums)
+    del key_sums, fqn
+    fmap.pull(rows.zq[:, start:stop], fq, dfq, _block(dq, start, stop),
+              _block(rows.q, start, stop))
+    del fq, dfq, prod
+    total = weighted.sum(-2, keepdim=True)
+    dfk += total - _cumsum_tokens(weighted) + weighted + later_sums.unsqueeze(1)
+    if rows.keep is not None:
+        dfk *= rows.keep[:, start:stop]
+    fmap.pull(rows.zk[:, start:stop], raw, dfk, _block(dk, start, stop),
+              _block(rows.k, start, stop))
+    return later, later_sums + total.squeeze(1)
 
 
 def _block(x, start, stop):
