@@ -1,6 +1,7 @@
 """The shared chunked causal engine: values, gradients, and memory that grows linearly in N."""
 
 import json
+import os
 import subprocess
 import sys
 
@@ -111,10 +112,17 @@ print(json.dumps({"extra": rss("VmHWM") - before, "inputs": 3 * q.numel() * 4}))
 """
 
 
+# glibc's default mmap threshold moves with the sizes freed so far, so freed blocks sometimes stay
+# in the heap and the peak RSS of the same pass varied by 0.1x the floor between runs; a fixed
+# threshold returns every block of 1 MiB or more at once, so the peak is the pass's live memory.
+FIXED_MMAP_THRESHOLD = {"MALLOC_MMAP_THRESHOLD_": str(2**20)}
+
+
 def peak_extra_bytes(N, causal=True, method="race"):
     mode = "causal" if causal else "full"
     out = subprocess.run([sys.executable, "-c", MEMORY_SCRIPT, str(N), mode, method],
-                         capture_output=True, text=True, check=True)  # fmt: skip
+                         capture_output=True, text=True, check=True,
+                         env={**os.environ, **FIXED_MMAP_THRESHOLD})  # fmt: skip
     return json.loads(out.stdout)
 
 
