@@ -15,13 +15,7 @@ from __future__ import annotations
 
 import torch
 
-from .race_kernel import (
-    _blocks,
-    _causal_backward_chunks,
-    _causal_chunks,
-    _pad_tokens,
-    fused_linear_attention,
-)
+from .race_kernel import _causal_backward_chunks, _causal_chunks, _spans, fused_linear_attention
 
 DEFAULT_CHUNK = 64
 
@@ -44,11 +38,6 @@ def _as_rows(x):
     return x.reshape(-1, *x.shape[-2:])
 
 
-def _spans(n: int, chunk: int):
-    chunk = max(1, min(chunk, n))
-    return chunk, _blocks(n, chunk)
-
-
 def _causal_product_forward(a, b, c, chunk: int):
     """(out (R, N, D), the state sum b_j c_j^T before each block (R, blocks, S, D))."""
     a, b, c = (_as_rows(x) for x in (a, b, c))
@@ -59,14 +48,8 @@ def _causal_product_forward(a, b, c, chunk: int):
     state = a.new_zeros(rows, a.shape[-1], c.shape[-1])
     for index, (start, stop) in enumerate(spans):
         before[:, index] = state
-        pad = -(stop - start) % chunk  # zero rows add nothing; their outputs are dropped
-        dest = out[:, start:stop]
-        direct = pad == 0 and dest.is_contiguous()
-        result = dest if direct else out.new_empty(rows, stop - start + pad, c.shape[-1])
-        blocks = (_pad_tokens(x[:, start:stop], pad) for x in (a, b, c))
-        state = _causal_chunks(*blocks, state, chunk, result)
-        if not direct:
-            dest.copy_(result[:, : stop - start])
+        blocks = (x[:, start:stop] for x in (a, b, c))
+        state = _causal_chunks(*blocks, state, chunk, out[:, start:stop])
     return out, before
 
 
@@ -94,11 +77,10 @@ class CausalProduct(torch.autograd.Function):
         later = a.new_zeros(rows, c.shape[-1], a.shape[-1])  # sum of g_t a_t^T after the block
         for index in reversed(range(len(spans))):
             start, stop = spans[index]
-            length, pad = stop - start, -(stop - start) % chunk
-            blocks = (_pad_tokens(x[:, start:stop], pad) for x in (grad, c, b, a))
+            blocks = (x[:, start:stop] for x in (grad, c, b, a))
             *parts, later = _causal_backward_chunks(*blocks, before[:, index], later, chunk)
             for dest, part in zip((da, db, dc), parts):
-                dest[:, start:stop] = part[:, :length]
+                dest[:, start:stop] = part
         return (*(x.view(shape) for x, shape in zip((da, db, dc), shapes)), None)
 
 

@@ -90,6 +90,12 @@ def _blocks(n: int, chunk: int) -> list[tuple[int, int]]:
     return [(start, min(start + block, n)) for start in range(0, n, block)]
 
 
+def _spans(n: int, chunk: int) -> tuple[int, list[tuple[int, int]]]:
+    """(the chunk size, at most n, and the token blocks) of a call over n tokens."""
+    chunk = max(1, min(chunk, n))
+    return chunk, _blocks(n, chunk)
+
+
 def _group_size(n: int, blocks: int) -> int:
     """Rows per group: whole rows up to about BLOCK_TOKENS tokens; one row when a row is longer."""
     return 1 if blocks > 1 else max(1, BLOCK_TOKENS // n)
@@ -160,26 +166,32 @@ def _inclusive_suffix_(states, last, loop: bool | None = None):
 def _causal_chunks(a, b, c, state, chunk: int, out):
     """out[t] = a_t @ state + sum_{j <= t in the block} (a_t . b_j) c_j; returns the new state.
 
-    a, b (R, T, S), c, out (R, T, D), T a multiple of chunk, out contiguous; state (R, S, D) =
-    sum of b_j c_j^T before the block. The next state adds the block's own sum.
+    a, b (R, T, S), c, out (R, T, D); state (R, S, D) = sum of b_j c_j^T before the block. The
+    next state adds the block's own sum. The products write straight into out when it is
+    contiguous, of a's dtype and T a multiple of chunk; otherwise into a temporary copied over.
     """
-    rows = a.shape[0]
-    ac, bc, cc = (_chunks(x, chunk) for x in (a, b, c))
-    oc = out.view(-1, chunk, out.shape[-1])  # a view, so the products below write into out
+    rows, length = a.shape[:2]
+    pad = -length % chunk  # zero rows add nothing; their outputs are dropped
+    direct = pad == 0 and out.dtype == a.dtype and out.is_contiguous()
+    result = out if direct else a.new_empty(rows, length + pad, c.shape[-1])
+    ac, bc, cc = (_chunks(_pad_tokens(x, pad), chunk) for x in (a, b, c))
+    oc = result.view(-1, chunk, c.shape[-1])  # a view, so the products below write into result
     states = torch.bmm(bc.mT, cc).unflatten(0, (rows, -1))  # (R, G, S, D)
     prefix = _inclusive_prefix_(states, state)
     before = torch.cat([state.unsqueeze(1), prefix[:, :-1]], 1).flatten(0, 1)
     torch.bmm(ac, before, out=oc)
     oc.baddbmm_(torch.bmm(ac, bc.mT).tril_(), cc)
+    if not direct:
+        out.copy_(result[:, :length])
     return prefix[:, -1].clone()
 
 
-def _mm_into(dest, a, b):
-    """dest = a @ b, written in place when the dtypes agree (else cast from the working dtype)."""
+def _into(dest, op, a, b):
+    """dest = op(a, b), in place when the dtypes agree (else cast from the working dtype)."""
     if dest.dtype == a.dtype:
-        torch.matmul(a, b, out=dest)
+        op(a, b, out=dest)
     else:
-        dest.copy_(a @ b)
+        dest.copy_(op(a, b))
 
 
 class _Hash:
@@ -204,7 +216,7 @@ class _Hash:
         da, dtau = hash_backward(z, phi, dphi, self.tau, self.hyperplanes)
         self.dtau += dtau
         if dx is not None:
-            _mm_into(dx, da, self.planes)
+            _into(dx, torch.matmul, da, self.planes)
         if x is not None:
             self.dplanes += (da.mT @ x.to(self.work)).sum(0)
 
@@ -262,7 +274,7 @@ def _global_forward(fmap, rows, out, spans):
     for start, stop in spans:
         fq = fmap.project(rows.q[:, start:stop], rows.zq[:, start:stop])
         fq /= fq @ ksum.unsqueeze(-1) + rows.eps_at(start, stop)  # phi(q_t) / den_t
-        _mm_into(out[:, start:stop], fq, kv)
+        _into(out[:, start:stop], torch.matmul, fq, kv)
     return kv, ksum
 
 
@@ -277,15 +289,8 @@ def _causal_forward(fmap, rows, out, spans, chunk, before, before_sums):
         key_sums = _cumsum_tokens(fk) + ksum.unsqueeze(1)  # A_t, (R, T, S)
         fq /= (fq * key_sums).sum(-1, keepdim=True) + rows.eps_at(start, stop)
         ksum = key_sums[:, -1]
-        pad = -(stop - start) % chunk  # zero rows add nothing; their outputs are dropped
-        dest = out[:, start:stop]
-        direct = pad == 0 and dest.dtype == fmap.work and dest.is_contiguous()
-        result = dest if direct else fq.new_empty(fq.shape[0], stop - start + pad,
-                                                  rows.v.shape[-1])
         vb = rows.v[:, start:stop].to(fmap.work)
-        kv = _causal_chunks(*(_pad_tokens(x, pad) for x in (fq, fk, vb)), kv, chunk, result)
-        if not direct:
-            dest.copy_(result[:, : stop - start])
+        kv = _causal_chunks(fq, fk, vb, kv, chunk, out[:, start:stop])
 
 
 def _global_backward(fmap, rows, grad, kv, ksum, spans, dq, dk, dv, want_hash):
@@ -308,7 +313,7 @@ def _global_backward(fmap, rows, grad, kv, ksum, spans, dq, dk, dv, want_hash):
     for start, stop in spans:
         raw, fk = _key_features(fmap, rows, start, stop, project=False)
         if dv is not None:
-            _mm_into(dv[:, start:stop], fk, dkv)
+            _into(dv[:, start:stop], torch.matmul, fk, dkv)
         if dk is not None or want_hash:
             dfk = torch.baddbmm(dksum.unsqueeze(1), rows.v[:, start:stop].to(work), dkv.mT)
             if rows.keep is not None:
@@ -331,7 +336,6 @@ def _causal_backward_block(fmap, rows, grad, before, before_sums, later, later_s
                            chunk, dq, dk, dv):
     """One block of _causal_backward; returns (later, later_sums) moved to the block's start."""
     start, stop = span
-    length, pad = stop - start, -(stop - start) % chunk
     fq = fmap.phi(rows.zq[:, start:stop])
     raw, fk = _key_features(fmap, rows, start, stop, project=False)
     key_sums = _cumsum_tokens(fk) + before_sums.unsqueeze(1)
@@ -339,13 +343,10 @@ def _causal_backward_block(fmap, rows, grad, before, before_sums, later, later_s
     fqn = fq / den
     gb = grad[:, start:stop].to(fmap.work).contiguous()
     vb = rows.v[:, start:stop].to(fmap.work)
-    prod, dfk, dvb, later = _causal_backward_chunks(
-        *(_pad_tokens(x, pad) for x in (gb, vb, fk, fqn)), before, later, chunk
-    )
+    prod, dfk, dvb, later = _causal_backward_chunks(gb, vb, fk, fqn, before, later, chunk)
     del gb, vb
-    prod, dfk = prod[:, :length], dfk[:, :length]
     if dv is not None:
-        dv[:, start:stop] = dvb[:, :length]
+        dv[:, start:stop] = dvb
     del dvb
     dden = -(fqn * prod).sum(-1, keepdim=True) / den
     weighted = fq * dden  # dden_t phi(q_t): its sums over t >= j feed dphi(k_j)
@@ -370,7 +371,7 @@ def _block(x, start, stop):
 def _causal_backward_chunks(g, v, fk, fqn, state, later, chunk: int):
     """The three causal products of the backward pass over one block, sharing their scores.
 
-    g, v (R, T, D), fk, fqn (R, T, S), T a multiple of chunk; state (R, S, D) = sum of
+    g, v (R, T, D), fk, fqn (R, T, S), any T (padded to whole chunks here); state (R, S, D) = sum of
     phi(k_j) v_j^T before the block; later (R, D, S) = sum of g_t fqn_t^T after it. Returns
         P_t   = sum_{j<=t} (g_t . v_j) fk_j          (R, T, S)
         dfk_j = sum_{t>=j} (v_j . g_t) fqn_t         (R, T, S)
@@ -379,7 +380,8 @@ def _causal_backward_chunks(g, v, fk, fqn, state, later, chunk: int):
     dfk (t >= j).
     """
     rows, length = g.shape[:2]
-    gc, vc, fkc, fqc = (_chunks(x, chunk) for x in (g, v, fk, fqn))
+    pad = -length % chunk  # zero rows add nothing; their results are dropped
+    gc, vc, fkc, fqc = (_chunks(_pad_tokens(x, pad), chunk) for x in (g, v, fk, fqn))
     scores = torch.bmm(gc, vc.mT).tril_()  # (R G, C, C): g_t . v_j for j <= t
     ahead = _inclusive_prefix_(torch.bmm(vc.mT, fkc).unflatten(0, (rows, -1)), state.mT)
     ahead = torch.cat([state.mT.unsqueeze(1), ahead[:, :-1]], 1).flatten(0, 1)
@@ -389,8 +391,7 @@ def _causal_backward_chunks(g, v, fk, fqn, state, later, chunk: int):
     behind = torch.cat([behind[:, 1:], later.unsqueeze(1)], 1).flatten(0, 1)  # (R G, D, S)
     dfk = torch.bmm(scores.mT, fqc).baddbmm_(vc, behind)
     dv = torch.bmm(torch.bmm(fkc, fqc.mT).triu_(), gc).baddbmm_(fkc, behind.mT)
-    return (prod.view(rows, length, -1), dfk.view(rows, length, -1), dv.view(rows, length, -1),
-            new_later)
+    return (*(x.view(rows, length + pad, -1)[:, :length] for x in (prod, dfk, dv)), new_later)
 
 
 def _attend(fmap, groups, out, spans, size, causal, chunk):
@@ -447,8 +448,7 @@ class FusedRace(torch.autograd.Function):
         work = torch.promote_types(q.dtype, torch.float32)
         fmap = _Hash(planes, tau, hyperplanes, work)
         batch, heads, n, _ = q.shape
-        chunk = max(1, min(chunk, n))
-        spans = _blocks(n, chunk)
+        chunk, spans = _spans(n, chunk)
         size = _group_size(n, len(spans))
         zq = q.new_empty(batch, heads, n, planes.shape[0], dtype=work)
         zk = torch.empty_like(zq)
@@ -511,11 +511,7 @@ class _EluFeatures(_GivenFeatures):
 
     def pull(self, z, phi, dphi, dx=None, x=None):
         if dx is not None:
-            slope = phi.clamp(max=1)
-            if dx.dtype == slope.dtype:
-                torch.mul(dphi, slope, out=dx)
-            else:
-                dx.copy_(dphi * slope)
+            _into(dx, torch.mul, dphi, phi.clamp(max=1))
 
 
 _FEATURE_MAPS = {"given": _GivenFeatures, "elu": _EluFeatures}
@@ -531,8 +527,7 @@ class FusedLinear(torch.autograd.Function):
         work = torch.promote_types(q.dtype, torch.float32)
         fmap = _FEATURE_MAPS[feature_map](q.shape[-1], work)
         n = v.shape[-2]
-        chunk = max(1, min(chunk, n))
-        spans = _blocks(n, chunk)
+        chunk, spans = _spans(n, chunk)
         size = _group_size(n, len(spans))
         out = v.new_empty(v.shape)
         groups = _groups(q, k, v, q, k, keep, eps, work, size)
