@@ -89,17 +89,20 @@ def test_half_inputs_stay_half_and_match_float32(causal):
     torch.testing.assert_close(half.float(), exact, atol=0.05, rtol=0.05)
 
 
+@pytest.mark.parametrize("rows", [1, 2])  # one row writes the products into the scan buffer
 @pytest.mark.parametrize("loop", [True, False])  # the CPU's loop and the GPU's cumsum
-def test_chunk_state_scans(loop):
+def test_chunk_state_scans(loop, rows):
     g = torch.Generator().manual_seed(4)
-    states = torch.randn(6, 3, 2, generator=g, dtype=torch.float64)
-    edge = torch.randn(3, 2, generator=g, dtype=torch.float64)
-    expected_prefix = edge + states.cumsum(0)
-    expected_suffix = edge + states.flip(0).cumsum(0).flip(0)
-    torch.testing.assert_close(race_kernel._inclusive_prefix_(states.clone()[None], edge, loop)[0],
-                               expected_prefix)
-    torch.testing.assert_close(race_kernel._inclusive_suffix_(states.clone()[None], edge, loop)[0],
-                               expected_suffix)
+    x = torch.randn(rows * 6, 5, 3, generator=g, dtype=torch.float64)
+    y = torch.randn(rows * 6, 5, 2, generator=g, dtype=torch.float64)
+    edge = torch.randn(rows, 3, 2, generator=g, dtype=torch.float64)
+    states = torch.einsum("gcs,gcd->gsd", x, y).unflatten(0, (rows, 6))
+    zero = torch.zeros_like(states[:, :1])
+    before = edge[:, None] + torch.cat([zero, states], 1).cumsum(1)
+    from_here = edge[:, None] + torch.cat([states, zero], 1).flip(1).cumsum(1).flip(1)
+    torch.testing.assert_close(race_kernel._scan_chunk_states(x, y, edge, loop=loop), before)
+    torch.testing.assert_close(
+        race_kernel._scan_chunk_states(x, y, edge, reverse=True, loop=loop), from_here)
 
 
 @pytest.mark.parametrize("causal", [False, True])

@@ -143,24 +143,29 @@ def _use_loop(states, loop: bool | None) -> bool:
     return states.device.type == "cpu" if loop is None else loop
 
 
-def _inclusive_prefix_(states, first, loop: bool | None = None):
-    """states[:, g] <- first + states[:, 0] + ... + states[:, g], in place; (R, G, ...) tensor."""
-    states[:, 0] += first
-    if not _use_loop(states, loop):
-        return states.cumsum_(1)
-    for g in range(1, states.shape[1]):
-        states[:, g] += states[:, g - 1]
-    return states
+def _scan_chunk_states(x, y, edge, *, reverse: bool = False, loop: bool | None = None):
+    """The running sums of the chunk states s_g = x_g^T y_g, seeded with edge, in one buffer.
 
-
-def _inclusive_suffix_(states, last, loop: bool | None = None):
-    """states[:, g] <- last + states[:, g] + ... + states[:, G - 1], in place."""
-    states[:, -1] += last
-    if not _use_loop(states, loop):
-        return states.copy_(states.flip(1).cumsum(1).flip(1))
-    for g in range(states.shape[1] - 2, -1, -1):
-        states[:, g] += states[:, g + 1]
-    return states
+    x (R G, C, S), y (R G, C, D), edge (R, S, D) -> scan (R, G + 1, S, D) with
+        scan[:, g] = edge + sum_{g' < g} s_g'     (the state before chunk g; scan[:, G] after all)
+    or, reverse, scan[:, g] = edge + sum_{g' >= g} s_g' (scan[:, g + 1] is the state after chunk g).
+    The products are written into the buffer and summed in place there, so neither the chunk
+    states nor their shifted copy is a separate tensor.
+    """
+    rows = edge.shape[0]
+    scan = x.new_empty(rows, x.shape[0] // rows + 1, x.shape[-1], y.shape[-1])
+    states, end = (scan[:, :-1], scan[:, -1]) if reverse else (scan[:, 1:], scan[:, 0])
+    end.copy_(edge)
+    if rows == 1:  # one row: the chunk states are a contiguous slice of the buffer
+        torch.bmm(x.mT, y, out=states[0])
+    else:
+        states.copy_(torch.bmm(x.mT, y).unflatten(0, (rows, -1)))
+    if not _use_loop(scan, loop):
+        return scan.copy_(scan.flip(1).cumsum(1).flip(1)) if reverse else scan.cumsum_(1)
+    chunks = scan.shape[1] - 1
+    for g in (range(chunks - 1, -1, -1) if reverse else range(1, chunks + 1)):
+        scan[:, g].add_(scan[:, g + 1 if reverse else g - 1])  # .add_: `+=` would copy it back
+    return scan
 
 
 def _causal_chunks(a, b, c, state, chunk: int, out):
@@ -176,14 +181,12 @@ def _causal_chunks(a, b, c, state, chunk: int, out):
     result = out if direct else a.new_empty(rows, length + pad, c.shape[-1])
     ac, bc, cc = (_chunks(_pad_tokens(x, pad), chunk) for x in (a, b, c))
     oc = result.view(-1, chunk, c.shape[-1])  # a view, so the products below write into result
-    states = torch.bmm(bc.mT, cc).unflatten(0, (rows, -1))  # (R, G, S, D)
-    prefix = _inclusive_prefix_(states, state)
-    before = torch.cat([state.unsqueeze(1), prefix[:, :-1]], 1).flatten(0, 1)
-    torch.bmm(ac, before, out=oc)
+    scan = _scan_chunk_states(bc, cc, state)
+    torch.bmm(ac, scan[:, :-1].flatten(0, 1), out=oc)
     oc.baddbmm_(torch.bmm(ac, bc.mT).tril_(), cc)
     if not direct:
         out.copy_(result[:, :length])
-    return prefix[:, -1].clone()
+    return scan[:, -1].clone()
 
 
 def _into(dest, op, a, b):
@@ -383,12 +386,12 @@ def _causal_backward_chunks(g, v, fk, fqn, state, later, chunk: int):
     pad = -length % chunk  # zero rows add nothing; their results are dropped
     gc, vc, fkc, fqc = (_chunks(_pad_tokens(x, pad), chunk) for x in (g, v, fk, fqn))
     scores = torch.bmm(gc, vc.mT).tril_()  # (R G, C, C): g_t . v_j for j <= t
-    ahead = _inclusive_prefix_(torch.bmm(vc.mT, fkc).unflatten(0, (rows, -1)), state.mT)
-    ahead = torch.cat([state.mT.unsqueeze(1), ahead[:, :-1]], 1).flatten(0, 1)
+    ahead = _scan_chunk_states(vc, fkc, state.mT)[:, :-1].flatten(0, 1)  # (R G, D, S)
     prod = torch.bmm(scores, fkc).baddbmm_(gc, ahead)  # (R G, C, S)
-    behind = _inclusive_suffix_(torch.bmm(gc.mT, fqc).unflatten(0, (rows, -1)), later)
+    del ahead
+    behind = _scan_chunk_states(gc, fqc, later, reverse=True)
     new_later = behind[:, 0].clone()
-    behind = torch.cat([behind[:, 1:], later.unsqueeze(1)], 1).flatten(0, 1)  # (R G, D, S)
+    behind = behind[:, 1:].flatten(0, 1)  # (R G, D, S): the sums over the chunks after each
     dfk = torch.bmm(scores.mT, fqc).baddbmm_(vc, behind)
     dv = torch.bmm(torch.bmm(fkc, fqc.mT).triu_(), gc).baddbmm_(fkc, behind.mT)
     return (*(x.view(rows, length + pad, -1)[:, :length] for x in (prod, dfk, dv)), new_later)
