@@ -149,6 +149,79 @@ def test_linear_attention_gradcheck(causal, feature_map):
     assert torch.autograd.gradcheck(fn, (q, k, v))
 
 
+def _unshifted_favor(x, projection):
+    """The performer's features with no stabiliser at all: exp(logits) / sqrt(m)."""
+    return torch.exp(race_kernel.favor_logits(x, projection)) / projection.shape[0] ** 0.5
+
+
+@pytest.mark.parametrize("causal", [False, True])
+@pytest.mark.parametrize("layout", ["contiguous", "heads-last"])
+@pytest.mark.parametrize("length", [5, 41, 48])
+@pytest.mark.parametrize("padding", ["none", "some", "row of pads"])
+def test_favor_features_equal_unshifted_quadratic_form(causal, layout, length, padding):
+    """Shifted inside the kernel, the output and gradients are those of the plain formula with
+    the plain eps; large inputs make the unshifted exponentials span many orders of magnitude."""
+    g = torch.Generator().manual_seed(7)
+    q, k, v = _inputs(g, length, layout=layout)
+    with torch.no_grad():
+        q.mul_(3), k.mul_(3)
+    projection = torch.randn(11, 5, generator=g, dtype=torch.float64)
+    keep = None
+    if padding != "none":
+        keep = (torch.rand(2, 1, length, 1, generator=g) > 0.3).double()
+        if padding == "row of pads":
+            keep[1] = 0
+    fused = fused_linear_attention(q, k, v, causal=causal, feature_map="favor", keep=keep,
+                                   eps=0.25, chunk=4, projection=projection)
+    k_features = _unshifted_favor(k, projection)
+    if keep is not None:
+        k_features = k_features * keep
+    plain = linear_attention_reference(_unshifted_favor(q, projection), k_features, v,
+                                       causal=causal, eps=0.25)
+    weight = torch.randn(plain.shape, generator=g, dtype=torch.float64)
+    mine = torch.autograd.grad((fused * weight).sum(), (q, k, v), retain_graph=True)
+    theirs = torch.autograd.grad((plain * weight).sum(), (q, k, v))
+    torch.testing.assert_close(fused, plain)
+    for name, a, b in zip("qkv", mine, theirs):
+        torch.testing.assert_close(a, b, msg=lambda m, name=name: f"d{name}: {m}")
+
+
+@pytest.mark.parametrize("causal", [False, True])
+def test_favor_shift_ignores_padded_keys(causal):
+    """Kept keys with logits of -150 +- 40 and padded keys of 0, in float32 (exp overflows past
+    88): a shift taken over the padded keys too would flush every kept feature to zero, and a
+    padded key's unmasked feature, exp(100) or more, would be inf (inf * 0 = nan after masking)."""
+    g = torch.Generator().manual_seed(9)
+    q, v = (torch.randn(1, 2, 16, 5, generator=g) for _ in range(2))
+    direction = F.normalize(torch.randn(1, 2, 16, 5, generator=g), dim=-1)
+    keep = torch.ones(1, 1, 16, 1)
+    keep[..., 1::3, :] = 0
+    k = direction * (300 ** 0.5 * 5 ** 0.25) * keep  # kept keys: |x'|^2 / 2 = 150; padded: 0
+    projection = torch.randn(6, 5, generator=g)
+    fused = fused_linear_attention(q, k, v, causal=causal, feature_map="favor", keep=keep,
+                                   eps=1e-80, projection=projection)
+    q64, k64, projection64 = (x.double() for x in (q, k, projection))
+    plain = linear_attention_reference(_unshifted_favor(q64, projection64),
+                                       _unshifted_favor(k64, projection64) * keep.double(),
+                                       v.double(), causal=causal, eps=1e-80)
+    assert fused.isfinite().all()
+    torch.testing.assert_close(fused.double(), plain, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("causal", [False, True])
+def test_favor_features_gradcheck(causal):
+    g = torch.Generator().manual_seed(8)
+    q, k, v = (torch.randn(1, 2, 14, 3, generator=g, dtype=torch.float64, requires_grad=True)
+               for _ in range(3))
+    projection = torch.randn(4, 3, generator=g, dtype=torch.float64)
+
+    def fn(q, k, v):
+        return fused_linear_attention(q, k, v, causal=causal, feature_map="favor", eps=0.1,
+                                      chunk=3, projection=projection)
+
+    assert torch.autograd.gradcheck(fn, (q, k, v))
+
+
 def test_linear_attention_rejects_bad_input():
     x = torch.rand(2, 7, 4)
     with pytest.raises(ValueError, match="batch, heads, length, features"):
@@ -158,3 +231,10 @@ def test_linear_attention_rejects_bad_input():
         linear_attention(x, x, x, causal=True, eps=torch.ones(1, requires_grad=True))
     with pytest.raises(ValueError, match="feature_map must be one of"):
         fused_linear_attention(x, x, x, causal=True, feature_map="relu")
+    with pytest.raises(ValueError, match="pass projection"):
+        fused_linear_attention(x, x, x, causal=True, feature_map="favor")
+    with pytest.raises(ValueError, match="pass projection"):
+        fused_linear_attention(x, x, x, causal=True, feature_map="elu", projection=x[0, 0])
+    with pytest.raises(ValueError, match="eps as a number"):
+        fused_linear_attention(x, x, x, causal=True, feature_map="favor", projection=x[0, 0],
+                               eps=torch.ones(1))

@@ -5,6 +5,8 @@ E[phi(q) . phi(k)] = exp(q . k / sqrt(D)). Rows of W are blocks of orthonormal v
 by chi-distributed norms. Exponentials are stabilised by subtracting a maximum (per query row,
 one per (batch, head) for keys); eps is rescaled by the same factors so that the output equals
 the unstabilised num / (den + eps) exactly, which keeps causal outputs independent of later keys.
+The features are built inside the fused kernel (race_kernel, feature map "favor") block by
+block, so neither the N x m features nor their autograd copies are stored.
 """
 
 from __future__ import annotations
@@ -14,7 +16,8 @@ import math
 import torch
 
 from .base import Attention, keep_mask
-from .causal_linear import DEFAULT_CHUNK, linear_attention
+from .causal_linear import DEFAULT_CHUNK
+from .race_kernel import favor_logits, fused_linear_attention
 from .recurrent import linear_attention_step
 
 
@@ -28,12 +31,6 @@ def orthogonal_gaussian(features: int, dim: int, generator: torch.Generator) -> 
     rows = torch.cat(blocks)[:features]
     norms = torch.randn(features, dim, generator=generator, dtype=torch.float64).norm(dim=1)
     return (rows * norms[:, None]).float()
-
-
-def favor_logits(x, projection):
-    """log of the unnormalised positive features, (b, h, n, m)."""
-    x = x * x.shape[-1] ** -0.25
-    return x @ projection.T - 0.5 * (x * x).sum(-1, keepdim=True)
 
 
 class PerformerAttention(Attention):
@@ -81,23 +78,9 @@ class PerformerAttention(Attention):
             self.calls += 1
             if int(self.calls) % self.redraw_interval == 0:
                 self.redraw()
-        projection = self.projection.to(q.dtype)
-        q_logits = favor_logits(q, projection)
-        k_logits = favor_logits(k, projection)
-        keep = keep_mask(key_padding_mask, k_logits)
-        if keep is not None:
-            k_logits = k_logits.masked_fill(keep == 0, -math.inf)
-        q_shift = q_logits.detach().amax(-1, keepdim=True)  # (b, h, n, 1)
-        k_shift = k_logits.detach().amax((-1, -2), keepdim=True)  # (b, h, 1, 1)
-        k_shift = k_shift.clamp_min(torch.finfo(q.dtype).min)  # all keys padded: no -inf
-        # the 1/sqrt(m) scale goes into the exponent: exp's saved output is then the feature
-        # tensor itself, not a second copy of it
-        log_scale = -0.5 * math.log(self.features)
-        q_features = (q_logits - q_shift).add_(log_scale).exp_()
-        k_features = (k_logits - k_shift).add_(log_scale).exp_()
-        eps = torch.exp(math.log(self.eps) - q_shift - k_shift)
-        return linear_attention(
-            q_features, k_features, v, causal=causal, eps=eps, chunk=self.chunk_size
+        return fused_linear_attention(
+            q, k, v, causal=causal, feature_map="favor", projection=self.projection,
+            keep=keep_mask(key_padding_mask, k), eps=self.eps, chunk=self.chunk_size,
         )
 
     def decode(self, q, k, v, cache):

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import functools
 import itertools
+import math
 from typing import NamedTuple
 
 import torch
@@ -209,9 +210,9 @@ class _Hash:
     def project(self, x, z):
         """z <- tanh(x W^T) for a block (z a view of the stored projections); returns phi(x)."""
         torch.tanh(x.to(self.work) @ self.planes.T, out=z)
-        return self.phi(z)
+        return self.phi(x, z)
 
-    def phi(self, z):
+    def phi(self, x, z):
         return hash_from_projection(z, self.tau, self.hyperplanes)
 
     def pull(self, z, phi, dphi, dx=None, x=None):
@@ -258,7 +259,7 @@ def _key_features(fmap, rows, start, stop, project):
     if project:
         raw = fmap.project(rows.k[:, start:stop], rows.zk[:, start:stop])
     else:
-        raw = fmap.phi(rows.zk[:, start:stop])
+        raw = fmap.phi(_block(rows.k, start, stop), rows.zk[:, start:stop])
     return raw, raw if rows.keep is None else raw * rows.keep[:, start:stop]
 
 
@@ -302,7 +303,7 @@ def _global_backward(fmap, rows, grad, kv, ksum, spans, dq, dk, dv, want_hash):
     dkv, dksum = torch.zeros_like(kv), torch.zeros_like(ksum)
     for start, stop in spans:
         z = rows.zq[:, start:stop]
-        fq = fmap.phi(z)
+        fq = fmap.phi(_block(rows.q, start, stop), z)
         den = fq @ ksum.unsqueeze(-1) + rows.eps_at(start, stop)
         fqn = fq / den
         gb = grad[:, start:stop].to(work).contiguous()
@@ -339,7 +340,7 @@ def _causal_backward_block(fmap, rows, grad, before, before_sums, later, later_s
                            chunk, dq, dk, dv):
     """One block of _causal_backward; returns (later, later_sums) moved to the block's start."""
     start, stop = span
-    fq = fmap.phi(rows.zq[:, start:stop])
+    fq = fmap.phi(_block(rows.q, start, stop), rows.zq[:, start:stop])
     raw, fk = _key_features(fmap, rows, start, stop, project=False)
     key_sums = _cumsum_tokens(fk) + before_sums.unsqueeze(1)
     den = (fq * key_sums).sum(-1, keepdim=True) + rows.eps_at(start, stop)
@@ -479,16 +480,16 @@ class FusedRace(torch.autograd.Function):
 
 
 class _GivenFeatures:
-    """Features the caller computed (performer), stored as they are: the kernel hands dL/dphi
-    back and autograd takes it through the caller's feature map."""
+    """Features the caller computed, stored as they are: the kernel hands dL/dphi back and
+    autograd takes it through the caller's feature map. The groups carry the features as z."""
 
-    def __init__(self, features: int, work: torch.dtype):
-        self.features, self.work = features, work
+    def __init__(self, dim: int, work: torch.dtype):
+        self.features, self.work = dim, work
 
     def project(self, x, z):
-        return x.to(self.work, copy=True)  # the forward divides it in place
+        return z.to(self.work, copy=True)  # the forward divides the query block in place
 
-    def phi(self, z):
+    def phi(self, x, z):
         return z.to(self.work)
 
     def pull(self, z, phi, dphi, dx=None, x=None):
@@ -503,13 +504,14 @@ def elu_features(x):
 
 
 class _EluFeatures(_GivenFeatures):
-    """phi(x) = elu(x) + 1 (linear attention), rebuilt block by block from q and k themselves, so
-    nothing is stored; dphi/dx is 1 where x > 0 and exp(x) = phi elsewhere, that is min(phi, 1)."""
+    """phi(x) = elu(x) + 1 (linear attention), rebuilt block by block from q and k themselves (the
+    groups carry them as z), so nothing is stored; dphi/dx is 1 where x > 0 and exp(x) = phi
+    elsewhere, that is min(phi, 1)."""
 
     def project(self, x, z):
-        return self.phi(x)
+        return self.phi(x, z)
 
-    def phi(self, z):
+    def phi(self, x, z):
         return elu_features(z.to(self.work))
 
     def pull(self, z, phi, dphi, dx=None, x=None):
@@ -517,61 +519,146 @@ class _EluFeatures(_GivenFeatures):
             _into(dx, torch.mul, dphi, phi.clamp(max=1))
 
 
-_FEATURE_MAPS = {"given": _GivenFeatures, "elu": _EluFeatures}
+def favor_logits(x, projection):
+    """The performer's log features before their shift: x' W^T - |x'|^2 / 2 with x' = x D^-1/4,
+    so that E exp(logits(q) + logits(k)) = m exp(q . k / sqrt(D)) over the m rows of W."""
+    scale = x.shape[-1] ** -0.25
+    half_norm = torch.linalg.vector_norm(x, dim=-1, keepdim=True).square() * (scale**2 / 2)
+    return (x @ (projection * scale).T).sub_(half_norm)
+
+
+class _FavorFeatures:
+    """The performer's positive random features phi(x) = exp(favor_logits(x) - shift) / sqrt(m),
+    rebuilt block by block from q and k and their stored shifts (the groups' z, one number per
+    token), so no N x m tensor is stored. With w = dL/dphi * phi = dL/dlogits and s = D^-1/4:
+    dL/dx = w (s W) - s^2 (sum_i w_i) x."""
+
+    def __init__(self, projection, work: torch.dtype):
+        self.projection = projection.detach().to(work)
+        self.features, self.work = projection.shape[0], work
+        self.log_scale = -0.5 * math.log(self.features)
+
+    def project(self, x, z):
+        return self.phi(x, z)
+
+    def phi(self, x, z):
+        return favor_logits(x.to(self.work), self.projection).sub_(z - self.log_scale).exp_()
+
+    def pull(self, z, phi, dphi, dx=None, x=None):
+        if dx is None:
+            return
+        scale = x.shape[-1] ** -0.25
+        weighted = dphi.mul_(phi)  # the drivers hand over dL/dphi and do not read it again
+        total = weighted.sum(-1, keepdim=True).mul_(-(scale**2))
+        if dx.dtype == self.work:  # the product written into dx, x's term added in place
+            torch.matmul(weighted, self.projection * scale, out=dx)
+            dx.addcmul_(x, total)
+        else:
+            dx.copy_((weighted @ (self.projection * scale)).addcmul_(x.to(self.work), total))
+
+
+def favor_shifts(q, k, projection, keep, eps: float, work: torch.dtype):
+    """(query shifts (B, H, N, 1), key shifts (B, H, N, 1), eps per query (B, H, N, 1)).
+
+    A query's shift is the largest of its logits, a key's the largest logit over the kept keys of
+    its row (+inf on padded keys, whose features are then 0). Every feature is at most 1/sqrt(m)
+    and eps is rescaled by exp(-query shift - key shift), so the output equals the unshifted
+    num / (den + eps) (RACE.md's eps, keys j <= t or all) whatever the shifts.
+    """
+    batch, heads, n, _ = q.shape
+    step = max(1, BLOCK_TOKENS // (batch * heads))
+    projection = projection.detach().to(work)
+    q_shift = q.new_empty(batch, heads, n, 1, dtype=work)
+    k_max = q.new_full((batch, heads, 1, 1), -math.inf, dtype=work)
+    with torch.no_grad():
+        for start in range(0, n, step):
+            stop = min(start + step, n)
+            q_logits = favor_logits(q[:, :, start:stop].to(work), projection)
+            q_shift[:, :, start:stop] = q_logits.amax(-1, keepdim=True)
+            del q_logits
+            k_logits = favor_logits(k[:, :, start:stop].to(work), projection).amax(-1, keepdim=True)
+            if keep is not None:
+                k_logits.masked_fill_(keep[:, :, start:stop] == 0, -math.inf)
+            k_max = torch.maximum(k_max, k_logits.amax(-2, keepdim=True))
+        k_max.nan_to_num_(neginf=0.0)  # a row with every key padded: any finite shift will do
+        k_shift = k_max.expand(batch, heads, n, 1)
+        if keep is not None:
+            k_shift = k_shift.masked_fill(keep == 0, math.inf)
+        return q_shift, k_shift, torch.exp(math.log(eps) - q_shift - k_max)
+
+
+_FEATURE_MAPS = ("given", "elu", "favor")
+
+
+def _feature_map(name: str, dim: int, work: torch.dtype, projection):
+    if name == "favor":
+        return _FavorFeatures(projection, work)
+    return {"given": _GivenFeatures, "elu": _EluFeatures}[name](dim, work)
 
 
 class FusedLinear(torch.autograd.Function):
-    """Normalised linear attention on the engine of FusedRace (same formulas; the feature map
-    "given" stores the caller's phi(q) and phi(k), "elu" rebuilds them from q and k): memory
-    O(N (S + D)), never an N x S x D tensor."""
+    """Normalised linear attention on the engine of FusedRace (same formulas). Feature maps:
+    "given" stores the caller's phi(q) and phi(k); "elu" rebuilds elu + 1 from q and k; "favor"
+    rebuilds the performer's features from q, k and one shift per token. Memory O(N (S + D)) for
+    "given", O(N D) for the others; never an N x S x D tensor."""
 
     @staticmethod
-    def forward(ctx, q, k, v, keep, eps, feature_map, causal, chunk):
+    def forward(ctx, q, k, v, keep, eps, feature_map, causal, chunk, projection):
         work = torch.promote_types(q.dtype, torch.float32)
-        fmap = _FEATURE_MAPS[feature_map](q.shape[-1], work)
+        fmap = _feature_map(feature_map, q.shape[-1], work, projection)
         n = v.shape[-2]
         chunk, spans = _spans(n, chunk)
         size = _group_size(n, len(spans))
         out = v.new_empty(v.shape)
-        groups = _groups(q, k, v, q, k, keep, eps, work, size)
+        zq, zk = q, k
+        if feature_map == "favor":
+            zq, zk, eps = favor_shifts(q, k, projection, keep, eps, work)
+        groups = _groups(q, k, v, zq, zk, keep, eps, work, size)
         first, second = _attend(fmap, groups, out, spans, size, causal, chunk)
         eps_tensor = eps if isinstance(eps, torch.Tensor) else None
-        ctx.save_for_backward(q, k, v, keep, eps_tensor, first, second)
+        shifts = (zq, zk) if feature_map == "favor" else ()
+        ctx.save_for_backward(q, k, v, keep, eps_tensor, first, second, projection, *shifts)
         ctx.setup = (None if eps_tensor is not None else eps, feature_map, causal, chunk, size)
         return out
 
     @staticmethod
     def backward(ctx, grad):
-        q, k, v, keep, eps_tensor, first, second = ctx.saved_tensors
+        q, k, v, keep, eps_tensor, first, second, projection, *shifts = ctx.saved_tensors
         eps, feature_map, causal, chunk, size = ctx.setup
         eps = eps_tensor if eps is None else eps
-        fmap = _FEATURE_MAPS[feature_map](q.shape[-1], first.dtype)
+        fmap = _feature_map(feature_map, q.shape[-1], first.dtype, projection)
         spans = _blocks(v.shape[-2], chunk)
         grads = [x.new_empty(x.shape) if want else None
                  for x, want in zip((q, k, v), ctx.needs_input_grad[:3])]
-        groups = _groups(q, k, v, q, k, keep, eps, first.dtype, size)
+        groups = _groups(q, k, v, *(shifts or (q, k)), keep, eps, first.dtype, size)
         _attend_backward(fmap, groups, grad, grads, first, second, spans, size, causal, chunk,
                          False)
-        return (*grads, None, None, None, None, None)
+        return (*grads, None, None, None, None, None, None)
 
 
 def fused_linear_attention(q, k, v, *, causal: bool, feature_map: str = "given", keep=None,
-                           eps=1e-6, chunk: int = 64):
+                           eps=1e-6, chunk: int = 64, projection=None):
     """O_t = phi(q_t)^T B_t / (phi(q_t)^T A_t + eps) with non-negative features phi.
 
     feature_map "given": q and k are the features phi(q), phi(k) (B, H, N, S); "elu": q and k
-    are (B, H, N, D) and phi(x) = elu(x) + 1. v (B, H, N, D); keep None or (B, 1, N, 1), 0 on
-    padded keys; eps a number or a tensor broadcastable to (B, H, N, 1) that takes no gradient
-    (the performer's, rescaled by its stabilisers). Half inputs are computed in float32 and the
-    output keeps v's dtype.
+    are (B, H, N, D) and phi(x) = elu(x) + 1; "favor": q and k are (B, H, N, D) and phi the
+    performer's exp(favor_logits(x)) / sqrt(m) with projection (m, D), shifted per token inside
+    the kernel without changing the output. v (B, H, N, D); keep None or (B, 1, N, 1), 0 on
+    padded keys; eps a number, or for "given" and "elu" a tensor broadcastable to (B, H, N, 1)
+    that takes no gradient. Half inputs are computed in float32 and the output keeps v's dtype.
     """
     if feature_map not in _FEATURE_MAPS:
         raise ValueError(f"feature_map must be one of {sorted(_FEATURE_MAPS)}, got {feature_map!r}")
+    if (projection is None) != (feature_map != "favor"):
+        raise ValueError("pass projection (the performer's (m, D) rows) with feature_map='favor' "
+                         f"and only then; got feature_map={feature_map!r}")
     if isinstance(eps, torch.Tensor):
+        if feature_map == "favor":
+            raise ValueError("feature_map='favor' rescales eps itself: pass eps as a number")
         if eps.requires_grad:
             raise ValueError("linear attention's eps tensor takes no gradient: pass eps.detach()")
         eps = eps.expand(*v.shape[:-1], 1)
-    return FusedLinear.apply(q, k, v, keep, eps, feature_map, causal, chunk)
+    return FusedLinear.apply(q, k, v, keep, eps, feature_map, causal, chunk, projection)
 
 
 def fused_race_attention(q, k, v, planes, tau, *, causal: bool, keep=None, eps: float = 1e-6,
