@@ -9,7 +9,8 @@ tanh(x W^T) holds the L * P hyperplane projections of a token and phi(x) its L *
 probabilities, built from z alone; only z is stored (9 numbers per token for (P, L) = (3, 3)
 against the head's 128) and the soft hash's backward is written out by hand, so the backward
 pass never reads q or k again. Linear attention (FusedLinear): elu(x) + 1 rebuilt from q and k,
-or features the caller computed (performer). Beside q, k, v, the output and the three input
+the performer's positive random features rebuilt from q, k and one shift per token, or features
+the caller computed (`linear_attention`). Beside q, k, v, the output and the three input
 gradients, memory is what the map stores plus a few blocks of temporaries; no N x S feature
 tensor is built by the kernel and no N x S x D tensor at all.
 
