@@ -235,6 +235,9 @@ def test_linear_attention_rejects_bad_input():
         fused_linear_attention(x, x, x, causal=True, feature_map="favor")
     with pytest.raises(ValueError, match="pass projection"):
         fused_linear_attention(x, x, x, causal=True, feature_map="elu", projection=x[0, 0])
+    with pytest.raises(ValueError, match="projection.detach"):
+        fused_linear_attention(x, x, x, causal=True, feature_map="favor",
+                               projection=torch.ones(3, 4, requires_grad=True))
     with pytest.raises(ValueError, match="eps as a number"):
         fused_linear_attention(x, x, x, causal=True, feature_map="favor", projection=x[0, 0],
                                eps=torch.ones(1))

@@ -484,8 +484,8 @@ class _GivenFeatures:
     """Features the caller computed, stored as they are: the kernel hands dL/dphi back and
     autograd takes it through the caller's feature map. The groups carry the features as z."""
 
-    def __init__(self, dim: int, work: torch.dtype):
-        self.features, self.work = dim, work
+    def __init__(self, features: int, work: torch.dtype):
+        self.features, self.work = features, work
 
     def project(self, x, z):
         return z.to(self.work, copy=True)  # the forward divides the query block in place
@@ -591,10 +591,10 @@ def favor_shifts(q, k, projection, keep, eps: float, work: torch.dtype):
 _FEATURE_MAPS = ("given", "elu", "favor")
 
 
-def _feature_map(name: str, dim: int, work: torch.dtype, projection):
+def _feature_map(name: str, features: int, work: torch.dtype, projection):
     if name == "favor":
         return _FavorFeatures(projection, work)
-    return {"given": _GivenFeatures, "elu": _EluFeatures}[name](dim, work)
+    return {"given": _GivenFeatures, "elu": _EluFeatures}[name](features, work)
 
 
 class FusedLinear(torch.autograd.Function):
@@ -653,6 +653,8 @@ def fused_linear_attention(q, k, v, *, causal: bool, feature_map: str = "given",
     if (projection is None) != (feature_map != "favor"):
         raise ValueError("pass projection (the performer's (m, D) rows) with feature_map='favor' "
                          f"and only then; got feature_map={feature_map!r}")
+    if projection is not None and projection.requires_grad:
+        raise ValueError("the performer's projection takes no gradient: pass projection.detach()")
     if isinstance(eps, torch.Tensor):
         if feature_map == "favor":
             raise ValueError("feature_map='favor' rescales eps itself: pass eps as a number")
