@@ -30,6 +30,17 @@ def _inputs(generator, length=41, dim=5, layout="contiguous"):
             for _ in range(3)]
 
 
+def _assert_same_outputs_and_gradients(fused, plain, inputs, names, generator):
+    """fused == plain, and so are their gradients with respect to each of inputs (one random
+    weighting of the outputs, so every output element counts)."""
+    weight = torch.randn(plain.shape, generator=generator, dtype=torch.float64)
+    mine = torch.autograd.grad((fused * weight).sum(), inputs, retain_graph=True)
+    theirs = torch.autograd.grad((plain * weight).sum(), inputs)
+    torch.testing.assert_close(fused, plain)
+    for name, a, b in zip(names, mine, theirs):
+        torch.testing.assert_close(a, b, msg=lambda m, name=name: f"d{name}: {m}")
+
+
 @pytest.mark.parametrize("causal", [False, True])
 @pytest.mark.parametrize("masked", [False, True])
 @pytest.mark.parametrize("layout", ["contiguous", "heads-last"])
@@ -43,12 +54,8 @@ def test_equals_linear_attention_over_stored_features(causal, masked, layout, le
     fused = fused_race_attention(q, k, v, planes, tau, causal=causal, keep=keep, chunk=4)
     k_features = soft_hash(k, planes, tau) * (1 if keep is None else keep)
     stored = linear_attention_reference(soft_hash(q, planes, tau), k_features, v, causal=causal)
-    weight = torch.randn(stored.shape, generator=g, dtype=torch.float64)
-    mine = torch.autograd.grad((fused * weight).sum(), (q, k, v, planes, tau))
-    theirs = torch.autograd.grad((stored * weight).sum(), (q, k, v, planes, tau))
-    torch.testing.assert_close(fused, stored)
-    for name, a, b in zip("q k v planes tau".split(), mine, theirs):
-        torch.testing.assert_close(a, b, msg=lambda m, name=name: f"d{name}: {m}")
+    _assert_same_outputs_and_gradients(fused, stored, (q, k, v, planes, tau),
+                                       "q k v planes tau".split(), g)
 
 
 def test_hash_backward_matches_autograd():
@@ -124,12 +131,7 @@ def test_linear_attention_equals_quadratic_form(causal, eps_kind, layout, length
         fused = fused_linear_attention(q, k, v, causal=causal, feature_map="elu", keep=keep,
                                        eps=eps, chunk=4)
     plain = linear_attention_reference(q_features, k_features, v, causal=causal, eps=eps)
-    weight = torch.randn(plain.shape, generator=g, dtype=torch.float64)
-    mine = torch.autograd.grad((fused * weight).sum(), (q, k, v), retain_graph=True)
-    theirs = torch.autograd.grad((plain * weight).sum(), (q, k, v))
-    torch.testing.assert_close(fused, plain)
-    for name, a, b in zip("qkv", mine, theirs):
-        torch.testing.assert_close(a, b, msg=lambda m, name=name: f"d{name}: {m}")
+    _assert_same_outputs_and_gradients(fused, plain, (q, k, v), "qkv", g)
 
 
 @pytest.mark.parametrize("causal", [False, True])
@@ -178,12 +180,7 @@ def test_favor_features_equal_unshifted_quadratic_form(causal, layout, length, p
         k_features = k_features * keep
     plain = linear_attention_reference(_unshifted_favor(q, projection), k_features, v,
                                        causal=causal, eps=0.25)
-    weight = torch.randn(plain.shape, generator=g, dtype=torch.float64)
-    mine = torch.autograd.grad((fused * weight).sum(), (q, k, v), retain_graph=True)
-    theirs = torch.autograd.grad((plain * weight).sum(), (q, k, v))
-    torch.testing.assert_close(fused, plain)
-    for name, a, b in zip("qkv", mine, theirs):
-        torch.testing.assert_close(a, b, msg=lambda m, name=name: f"d{name}: {m}")
+    _assert_same_outputs_and_gradients(fused, plain, (q, k, v), "qkv", g)
 
 
 @pytest.mark.parametrize("causal", [False, True])
