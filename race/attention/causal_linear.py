@@ -20,17 +20,16 @@ from .race_kernel import _causal_backward_chunks, _causal_chunks, _spans, fused_
 DEFAULT_CHUNK = 64
 
 
-def _triangle(chunk: int, reverse: bool, device) -> torch.Tensor:
-    ones = torch.ones(chunk, chunk, dtype=torch.bool, device=device)
-    return ones.triu() if reverse else ones.tril()
+def _mask_future(scores):
+    """(..., N, N) scores with the entries of keys after their query (j > t) set to 0."""
+    n = scores.shape[-1]
+    visible = torch.ones(n, n, dtype=torch.bool, device=scores.device).tril()
+    return scores.masked_fill(~visible, 0)
 
 
-def causal_product_reference(a, b, c, reverse: bool = False):
+def causal_product_reference(a, b, c):
     """Plain masked quadratic form of causal_product, for tests and the reader."""
-    scores = a @ b.transpose(-1, -2)  # (b, h, n, n)
-    n = a.shape[-2]
-    mask = _triangle(n, reverse, a.device)
-    return scores.masked_fill(~mask, 0) @ c
+    return _mask_future(a @ b.transpose(-1, -2)) @ c
 
 
 def _as_rows(x):
@@ -112,6 +111,5 @@ def linear_attention_reference(q_features, k_features, v, *, causal: bool, eps=1
     """The same as a plain (masked) quadratic form, for tests and the reader."""
     scores = q_features @ k_features.transpose(-1, -2)  # (..., N, N)
     if causal:
-        n = scores.shape[-1]
-        scores = scores.masked_fill(~_triangle(n, False, scores.device), 0)
+        scores = _mask_future(scores)
     return (scores @ v) / (scores.sum(-1, keepdim=True) + eps)
