@@ -10,13 +10,13 @@ import pytest
 import torch
 from conftest import devices
 
-from race.attention import build_attention, race_kernel
+from race.attention import build_attention, chunk_products
 from race.attention.causal_linear import CausalProduct, causal_product, causal_product_reference
 
 
 @pytest.fixture(autouse=True)
 def small_blocks(monkeypatch):
-    monkeypatch.setattr(race_kernel, "BLOCK_TOKENS", 12)
+    monkeypatch.setattr(chunk_products, "BLOCK_TOKENS", 12)
 
 
 def tensors(N, S=3, D=4, device="cpu", seed=0):

@@ -5,7 +5,7 @@ import pytest
 import torch
 from conftest import devices
 
-from race.attention import available_attention, build_attention, race_kernel
+from race.attention import available_attention, build_attention, chunk_products
 
 B, H, D = 2, 3, 8
 LENGTHS = [1, 5, 16, 37, 70]  # 37 and 70 are not multiples of the chunk (8) or block (32)
@@ -14,7 +14,7 @@ LENGTHS = [1, 5, 16, 37, 70]  # 37 and 70 are not multiples of the chunk (8) or 
 @pytest.fixture(autouse=True)
 def small_blocks(monkeypatch):
     """Several chunks and several blocks even at tiny N, so every engine branch runs."""
-    monkeypatch.setattr(race_kernel, "BLOCK_TOKENS", 32)
+    monkeypatch.setattr(chunk_products, "BLOCK_TOKENS", 32)
 
 
 def make(name, **options):

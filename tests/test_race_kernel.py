@@ -5,7 +5,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from race.attention import build_attention, race_kernel
+from race.attention import build_attention, chunk_products, race_kernel
 from race.attention.causal_linear import linear_attention, linear_attention_reference
 from race.attention.race import soft_hash
 from race.attention.race_kernel import (
@@ -18,7 +18,7 @@ from race.attention.race_kernel import (
 
 @pytest.fixture(autouse=True)
 def small_blocks(monkeypatch):
-    monkeypatch.setattr(race_kernel, "BLOCK_TOKENS", 12)  # many blocks on small inputs
+    monkeypatch.setattr(chunk_products, "BLOCK_TOKENS", 12)  # many blocks on small inputs
 
 
 def _inputs(generator, length=41, dim=5, layout="contiguous"):
@@ -107,9 +107,9 @@ def test_chunk_state_scans(loop, rows):
     zero = torch.zeros_like(states[:, :1])
     before = edge[:, None] + torch.cat([zero, states], 1).cumsum(1)
     from_here = edge[:, None] + torch.cat([states, zero], 1).flip(1).cumsum(1).flip(1)
-    torch.testing.assert_close(race_kernel._scan_chunk_states(x, y, edge, loop=loop), before)
+    torch.testing.assert_close(chunk_products.scan_chunk_states(x, y, edge, loop=loop), before)
     torch.testing.assert_close(
-        race_kernel._scan_chunk_states(x, y, edge, reverse=True, loop=loop), from_here)
+        chunk_products.scan_chunk_states(x, y, edge, reverse=True, loop=loop), from_here)
 
 
 @pytest.mark.parametrize("causal", [False, True])

@@ -6,16 +6,18 @@ Notation: s feature size (S), d value size (D), C chunk size.
 
 runs chunk by chunk (RACE.md section 4): an inter-chunk term from the running state
 sum_j b_j c_j^T (S x D) and an intra-chunk term from a masked C x C product, over blocks of
-whole chunks. It and linear_attention use the kernel's chunk products, so race, linear, performer
-and RACE's bucket normalisation share one engine; the N x S x D tensor of prefix states is never
-built, and the backward pass reuses each chunk's scores for two of its three products.
+whole chunks (chunk_products.py). The fused kernel uses the same chunk products, so race,
+linear, performer and RACE's bucket normalisation share one engine; the N x S x D tensor of
+prefix states is never built, and the backward pass reuses each chunk's scores for two of its
+three products.
 """
 
 from __future__ import annotations
 
 import torch
 
-from .race_kernel import _causal_backward_chunks, _causal_chunks, _spans, fused_linear_attention
+from .chunk_products import causal_backward_chunks, causal_chunks, chunk_and_blocks
+from .race_kernel import fused_linear_attention
 
 DEFAULT_CHUNK = 64
 
@@ -41,14 +43,14 @@ def _causal_product_forward(a, b, c, chunk: int):
     """(out (R, N, D), the state sum b_j c_j^T before each block (R, blocks, S, D))."""
     a, b, c = (_as_rows(x) for x in (a, b, c))
     rows, n = a.shape[:2]
-    chunk, spans = _spans(n, chunk)
+    chunk, spans = chunk_and_blocks(n, chunk)
     out = c.new_empty(rows, n, c.shape[-1])
     before = a.new_empty(rows, len(spans), a.shape[-1], c.shape[-1])
     state = a.new_zeros(rows, a.shape[-1], c.shape[-1])
     for index, (start, stop) in enumerate(spans):
         before[:, index] = state
         blocks = (x[:, start:stop] for x in (a, b, c))
-        state = _causal_chunks(*blocks, state, chunk, out[:, start:stop])
+        state = causal_chunks(*blocks, state, chunk, out[:, start:stop])
     return out, before
 
 
@@ -68,7 +70,7 @@ class CausalProduct(torch.autograd.Function):
         shapes = a.shape, b.shape, c.shape
         a, b, c, grad = (_as_rows(x) for x in (a, b, c, grad))
         rows, n = a.shape[:2]
-        chunk, spans = _spans(n, ctx.chunk)
+        chunk, spans = chunk_and_blocks(n, ctx.chunk)
         # out_t = sum_{j<=t} (a_t.b_j) c_j, so with g = dL/dout: da_t = sum_{j<=t} (g_t.c_j) b_j,
         # db_j = sum_{t>=j} (c_j.g_t) a_t, dc_j = sum_{t>=j} (b_j.a_t) g_t, the kernel's
         # backward chunk products with (g, v, phi(k), phi(q)/den) = (g, c, b, a).
@@ -77,7 +79,7 @@ class CausalProduct(torch.autograd.Function):
         for index in reversed(range(len(spans))):
             start, stop = spans[index]
             blocks = (x[:, start:stop] for x in (grad, c, b, a))
-            *parts, later = _causal_backward_chunks(*blocks, before[:, index], later, chunk)
+            *parts, later = causal_backward_chunks(*blocks, before[:, index], later, chunk)
             for dest, part in zip((da, db, dc), parts):
                 dest[:, start:stop] = part
         return (*(x.view(shape) for x, shape in zip((da, db, dc), shapes)), None)

@@ -17,6 +17,7 @@ tensor is built by the kernel and no N x S x D tensor at all.
 Work goes over groups of (batch, head) rows and blocks of tokens: short rows in groups of about
 one block (few, large products), long rows one at a time as in-place views (no copy of q, k, v,
 whatever their strides). Results are written straight into the output and gradient tensors.
+Causal sums use the chunk products of chunk_products.py.
 Half inputs are upcast a block at a time (float32 compute, RACE.md section 5).
 
 Notation: t query position, j key position, s features (S; L * 2**P for RACE), d head size (D),
@@ -31,10 +32,14 @@ import math
 from typing import NamedTuple
 
 import torch
-import torch.nn.functional as F
 
-# Tokens per block (and per group of short rows): temporaries are a few BLOCK_TOKENS * max(S, D, C).
-BLOCK_TOKENS = 32768
+from . import chunk_products
+from .chunk_products import (
+    causal_backward_chunks,
+    causal_chunks,
+    chunk_and_blocks,
+    token_blocks,
+)
 
 
 @functools.lru_cache(maxsize=32)
@@ -86,21 +91,9 @@ def hash_backward(z, phi, dphi, tau, hyperplanes: int):
     return du.mul_(2 / tau).mul_(1 - z * z), dtau
 
 
-def _blocks(n: int, chunk: int) -> list[tuple[int, int]]:
-    """(start, stop) of the token blocks: whole chunks, about BLOCK_TOKENS tokens each."""
-    block = max(chunk, (BLOCK_TOKENS // chunk) * chunk)
-    return [(start, min(start + block, n)) for start in range(0, n, block)]
-
-
-def _spans(n: int, chunk: int) -> tuple[int, list[tuple[int, int]]]:
-    """(the chunk size, at most n, and the token blocks) of a call over n tokens."""
-    chunk = max(1, min(chunk, n))
-    return chunk, _blocks(n, chunk)
-
-
 def _group_size(n: int, blocks: int) -> int:
     """Rows per group: whole rows up to about BLOCK_TOKENS tokens; one row when a row is longer."""
-    return 1 if blocks > 1 else max(1, BLOCK_TOKENS // n)
+    return 1 if blocks > 1 else max(1, chunk_products.BLOCK_TOKENS // n)
 
 
 def _row_groups(x, size: int):
@@ -125,70 +118,9 @@ def _row_groups(x, size: int):
             yield torch.stack([x[divmod(r, heads)] for r in range(first, last)])
 
 
-def _chunks(x, chunk: int):
-    """(R, T, X) with T a multiple of chunk -> (R * T / chunk, chunk, X), a view where possible."""
-    return x.reshape(-1, chunk, x.shape[-1])
-
-
 def _cumsum_tokens(x):
     """x.cumsum(-2) for (R, T, S) blocks: the scan along the fast axis is several times quicker."""
     return x.mT.contiguous().cumsum(-1).mT
-
-
-def _pad_tokens(x, tokens: int):
-    return F.pad(x, (0, 0, 0, tokens)) if tokens else x
-
-
-def _use_loop(states, loop: bool | None) -> bool:
-    """Scan by a loop of in-place adds on the CPU (several times faster there than cumsum over a
-    leading axis), by one cumsum kernel on a GPU (cheaper than G launches); `loop` forces it."""
-    return states.device.type == "cpu" if loop is None else loop
-
-
-def _scan_chunk_states(x, y, edge, *, reverse: bool = False, loop: bool | None = None):
-    """The running sums of the chunk states s_g = x_g^T y_g, seeded with edge, in one buffer.
-
-    x (R G, C, S), y (R G, C, D), edge (R, S, D) -> scan (R, G + 1, S, D) with
-        scan[:, g] = edge + sum_{g' < g} s_g'     (the state before chunk g; scan[:, G] after all)
-    or, reverse, scan[:, g] = edge + sum_{g' >= g} s_g' (scan[:, g + 1] is the state after chunk g).
-    The products are written into the buffer and summed in place there, so neither the chunk
-    states nor their shifted copy is a separate tensor.
-    """
-    rows = edge.shape[0]
-    scan = x.new_empty(rows, x.shape[0] // rows + 1, x.shape[-1], y.shape[-1])
-    states, end = (scan[:, :-1], scan[:, -1]) if reverse else (scan[:, 1:], scan[:, 0])
-    end.copy_(edge)
-    if rows == 1:  # one row: the chunk states are a contiguous slice of the buffer
-        torch.bmm(x.mT, y, out=states[0])
-    else:
-        states.copy_(torch.bmm(x.mT, y).unflatten(0, (rows, -1)))
-    if not _use_loop(scan, loop):
-        return scan.copy_(scan.flip(1).cumsum(1).flip(1)) if reverse else scan.cumsum_(1)
-    chunks = scan.shape[1] - 1
-    for g in (range(chunks - 1, -1, -1) if reverse else range(1, chunks + 1)):
-        scan[:, g].add_(scan[:, g + 1 if reverse else g - 1])  # .add_: `+=` would copy it back
-    return scan
-
-
-def _causal_chunks(a, b, c, state, chunk: int, out):
-    """out[t] = a_t @ state + sum_{j <= t in the block} (a_t . b_j) c_j; returns the new state.
-
-    a, b (R, T, S), c, out (R, T, D); state (R, S, D) = sum of b_j c_j^T before the block. The
-    next state adds the block's own sum. The products write straight into out when it is
-    contiguous, of a's dtype and T a multiple of chunk; otherwise into a temporary copied over.
-    """
-    rows, length = a.shape[:2]
-    pad = -length % chunk  # zero rows add nothing; their outputs are dropped
-    direct = pad == 0 and out.dtype == a.dtype and out.is_contiguous()
-    result = out if direct else a.new_empty(rows, length + pad, c.shape[-1])
-    ac, bc, cc = (_chunks(_pad_tokens(x, pad), chunk) for x in (a, b, c))
-    oc = result.view(-1, chunk, c.shape[-1])  # a view, so the products below write into result
-    scan = _scan_chunk_states(bc, cc, state)
-    torch.bmm(ac, scan[:, :-1].flatten(0, 1), out=oc)
-    oc.baddbmm_(torch.bmm(ac, bc.mT).tril_(), cc)
-    if not direct:
-        out.copy_(result[:, :length])
-    return scan[:, -1].clone()
 
 
 def _into(dest, op, a, b):
@@ -295,7 +227,7 @@ def _causal_forward(fmap, rows, out, spans, chunk, before, before_sums):
         fq /= (fq * key_sums).sum(-1, keepdim=True) + rows.eps_at(start, stop)
         ksum = key_sums[:, -1]
         vb = rows.v[:, start:stop].to(fmap.work)
-        kv = _causal_chunks(fq, fk, vb, kv, chunk, out[:, start:stop])
+        kv = causal_chunks(fq, fk, vb, kv, chunk, out[:, start:stop])
 
 
 def _global_backward(fmap, rows, grad, kv, ksum, spans, dq, dk, dv, want_hash):
@@ -348,7 +280,7 @@ def _causal_backward_block(fmap, rows, grad, before, before_sums, later, later_s
     fqn = fq / den
     gb = grad[:, start:stop].to(fmap.work).contiguous()
     vb = rows.v[:, start:stop].to(fmap.work)
-    prod, dfk, dvb, later = _causal_backward_chunks(gb, vb, fk, fqn, before, later, chunk)
+    prod, dfk, dvb, later = causal_backward_chunks(gb, vb, fk, fqn, before, later, chunk)
     del gb, vb
     if dv is not None:
         dv[:, start:stop] = dvb
@@ -371,32 +303,6 @@ def _causal_backward_block(fmap, rows, grad, before, before_sums, later, later_s
 
 def _block(x, start, stop):
     return None if x is None else x[:, start:stop]
-
-
-def _causal_backward_chunks(g, v, fk, fqn, state, later, chunk: int):
-    """The three causal products of the backward pass over one block, sharing their scores.
-
-    g, v (R, T, D), fk, fqn (R, T, S), any T (padded to whole chunks here); state (R, S, D) = sum of
-    phi(k_j) v_j^T before the block; later (R, D, S) = sum of g_t fqn_t^T after it. Returns
-        P_t   = sum_{j<=t} (g_t . v_j) fk_j          (R, T, S)
-        dfk_j = sum_{t>=j} (v_j . g_t) fqn_t         (R, T, S)
-        dv_j  = sum_{t>=j} (fk_j . fqn_t) g_t        (R, T, D)
-    and `later` moved to the block's start. The scores g_t . v_j serve P (j <= t) and, transposed,
-    dfk (t >= j).
-    """
-    rows, length = g.shape[:2]
-    pad = -length % chunk  # zero rows add nothing; their results are dropped
-    gc, vc, fkc, fqc = (_chunks(_pad_tokens(x, pad), chunk) for x in (g, v, fk, fqn))
-    scores = torch.bmm(gc, vc.mT).tril_()  # (R G, C, C): g_t . v_j for j <= t
-    ahead = _scan_chunk_states(vc, fkc, state.mT)[:, :-1].flatten(0, 1)  # (R G, D, S)
-    prod = torch.bmm(scores, fkc).baddbmm_(gc, ahead)  # (R G, C, S)
-    del ahead
-    behind = _scan_chunk_states(gc, fqc, later, reverse=True)
-    new_later = behind[:, 0].clone()
-    behind = behind[:, 1:].flatten(0, 1)  # (R G, D, S): the sums over the chunks after each
-    dfk = torch.bmm(scores.mT, fqc).baddbmm_(vc, behind)
-    dv = torch.bmm(torch.bmm(fkc, fqc.mT).triu_(), gc).baddbmm_(fkc, behind.mT)
-    return (*(x.view(rows, length + pad, -1)[:, :length] for x in (prod, dfk, dv)), new_later)
 
 
 def _attend(fmap, groups, out, spans, size, causal, chunk):
@@ -453,7 +359,7 @@ class FusedRace(torch.autograd.Function):
         work = torch.promote_types(q.dtype, torch.float32)
         fmap = _Hash(planes, tau, hyperplanes, work)
         batch, heads, n, _ = q.shape
-        chunk, spans = _spans(n, chunk)
+        chunk, spans = chunk_and_blocks(n, chunk)
         size = _group_size(n, len(spans))
         zq = q.new_empty(batch, heads, n, planes.shape[0], dtype=work)
         zk = torch.empty_like(zq)
@@ -471,7 +377,7 @@ class FusedRace(torch.autograd.Function):
         hyperplanes, causal, eps, chunk, size = ctx.setup
         want_q, want_k, want_v, _, want_planes, want_tau = ctx.needs_input_grad[:6]
         fmap = _Hash(planes, tau, hyperplanes, zq.dtype)
-        spans = _blocks(v.shape[-2], chunk)
+        spans = token_blocks(v.shape[-2], chunk)
         grads = [v.new_empty(v.shape) if want else None for want in (want_q, want_k, want_v)]
         groups = _groups(*(inputs or (None, None)), v, zq, zk, keep, eps, zq.dtype, size)
         _attend_backward(fmap, groups, grad, grads, first, second, spans, size, causal, chunk,
@@ -567,7 +473,7 @@ def favor_shifts(q, k, projection, keep, eps: float, work: torch.dtype):
     num / (den + eps) (RACE.md's eps, keys j <= t or all) whatever the shifts.
     """
     batch, heads, n, _ = q.shape
-    step = max(1, BLOCK_TOKENS // (batch * heads))
+    step = max(1, chunk_products.BLOCK_TOKENS // (batch * heads))
     projection = projection.detach().to(work)
     q_shift = q.new_empty(batch, heads, n, 1, dtype=work)
     k_max = q.new_full((batch, heads, 1, 1), -math.inf, dtype=work)
@@ -608,7 +514,7 @@ class FusedLinear(torch.autograd.Function):
         work = torch.promote_types(q.dtype, torch.float32)
         fmap = _feature_map(feature_map, q.shape[-1], work, projection)
         n = v.shape[-2]
-        chunk, spans = _spans(n, chunk)
+        chunk, spans = chunk_and_blocks(n, chunk)
         size = _group_size(n, len(spans))
         out = v.new_empty(v.shape)
         zq, zk = q, k
@@ -628,7 +534,7 @@ class FusedLinear(torch.autograd.Function):
         eps, feature_map, causal, chunk, size = ctx.setup
         eps = eps_tensor if eps is None else eps
         fmap = _feature_map(feature_map, q.shape[-1], first.dtype, projection)
-        spans = _blocks(v.shape[-2], chunk)
+        spans = token_blocks(v.shape[-2], chunk)
         grads = [x.new_empty(x.shape) if want else None
                  for x, want in zip((q, k, v), ctx.needs_input_grad[:3])]
         groups = _groups(q, k, v, *(shifts or (q, k)), keep, eps, first.dtype, size)

@@ -2,7 +2,7 @@
 
 The state after t tokens is A_t = sum_{j<=t} phi(k_j) (S) and B_t = sum_{j<=t} phi(k_j) v_j^T
 (S x D): each new token costs O(S D) and nothing grows with the context. It yields exactly the
-outputs of the chunked causal kernel (race_kernel.py) at every position.
+outputs of the chunked causal kernel (chunk_products.py) at every position.
 """
 
 from __future__ import annotations
