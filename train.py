@@ -127,8 +127,8 @@ def train(cfg: DictConfig) -> dict:
         best, last = checkpoint_callbacks(callbacks)
         record["checkpoints"] = {}
         if best is not None:  # read now: evaluating a checkpoint restores older callback state
-            record["checkpoints"].update(best=best.best_model_path or None,
-                                         best_val_acc=scalar(best.best_model_score))
+            record["checkpoints"].update(best=best.best_model_path or None, monitor=best.monitor,
+                                         best_score=scalar(best.best_model_score))
         if last is not None and not trainer.fast_dev_run:
             # the final state, whether or not a validation ended the run (resumable)
             last_path = Path(last.dirpath) / "last.ckpt"

@@ -153,6 +153,7 @@ def tiny_checkpoint(tmp_path_factory):
         cfg = compose("train", overrides=overrides)
     record = train_script.train(cfg)
     assert record["status"] == "completed"
+    assert record["checkpoints"]["monitor"] == "val/loss"  # a language model's best is by loss
     return Path(record["checkpoints"]["last"])
 
 

@@ -229,7 +229,10 @@ def test_run_record_checkpoints_and_resume(data_root, tmp_path):
     assert (first / "checkpoints" / "best.ckpt").exists()
     assert (first / "checkpoints" / "last.ckpt").exists()
     assert record["checkpoints"]["last"] == str(first / "checkpoints" / "last.ckpt")
-    assert "train/loss" in (first / "csv" / "metrics.csv").read_text()
+    logged = pd.read_csv(first / "csv" / "metrics.csv")
+    assert "train/loss" in logged.columns
+    assert record["checkpoints"]["monitor"] == "val/acc"  # the metric the best checkpoint is chosen by
+    assert record["checkpoints"]["best_score"] == pytest.approx(logged["val/acc"].max())
 
     resumed = tmp_path / "resumed"
     record = train_script.train(compose_run(
