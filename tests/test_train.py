@@ -231,7 +231,7 @@ def test_run_record_checkpoints_and_resume(data_root, tmp_path):
     assert record["checkpoints"]["last"] == str(first / "checkpoints" / "last.ckpt")
     logged = pd.read_csv(first / "csv" / "metrics.csv")
     assert "train/loss" in logged.columns
-    assert record["checkpoints"]["monitor"] == "val/acc"  # the metric the best checkpoint is chosen by
+    assert record["checkpoints"]["monitor"] == "val/acc"  # what the best checkpoint is chosen by
     assert record["checkpoints"]["best_score"] == pytest.approx(logged["val/acc"].max())
 
     resumed = tmp_path / "resumed"
