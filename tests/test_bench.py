@@ -9,6 +9,7 @@ import torch
 
 from race.attention import build_attention
 from race.bench import study
+from race.bench.__main__ import METHODS
 from race.bench.__main__ import main as bench_main
 from race.bench.case import Case, repeats_after
 from race.bench.reference import RaceReference, race_reference
@@ -174,6 +175,30 @@ def test_cli_runs_a_tiny_study_and_reports(tmp_path, capsys):
     assert list(frame["N"]) == [16, 32] and set(frame["status"]) == {"ok"}
     assert json.loads(frame["options"][0])["tables"] == 2
     assert (tmp_path / "tiny.png").exists() and (tmp_path / "tiny.md").exists()
+
+
+@pytest.mark.cuda
+def test_cli_runs_every_method_on_cuda_under_bf16_autocast(tmp_path):
+    """What `make scaling-gpu` does, at one tiny N: every method, causal and not, bf16."""
+    bench_main(["run", "--device", "cuda", "--min-n", "64", "--max-n", "64", "--heads", "2",
+                "--head-dim", "16", "--out", str(tmp_path), "--name", "tiny-cuda"])
+    frame = pd.read_csv(tmp_path / "tiny-cuda.csv")
+    assert set(frame["status"]) == {"ok"}, frame[["method", "causal", "status", "note"]]
+    assert set(frame["method"]) == set(METHODS) and len(frame) == 2 * len(METHODS)
+    assert set(frame["dtype"]) == {"bfloat16"} and set(frame["device"]) == {"cuda"}
+    # the CUDA peak counts the allocator's bytes: q, k, v, the output and the gradients at least
+    assert (frame["peak_bytes"] >= frame["floor_bytes"]).all()
+    assert (tmp_path / "tiny-cuda.png").exists() and (tmp_path / "tiny-cuda.md").exists()
+
+
+@pytest.mark.cuda
+def test_cuda_memory_budget_gives_oom_not_a_crash():
+    # the einsum reference keeps far more than 1.1x the floor alive for its backward pass
+    case = small_case(method="race_reference", n=2**17, causal=True, heads=4, head_dim=64,
+                      device="cuda", dtype="bfloat16")
+    case.memory_budget_bytes = int(1.1 * case.floor_bytes())
+    result = study.run_case(case)
+    assert result["status"] == "oom", result
 
 
 def test_cli_rejects_a_malformed_option():
